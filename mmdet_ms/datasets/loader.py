@@ -1,0 +1,230 @@
+"""Batches from a dataset: an aspect-grouped sampler, ``collate`` and a multi-process loader.
+
+Reproducibility: the batch order is a function of (seed, epoch, num_replicas, rank), and numpy's
+global RNG is re-seeded from (seed, epoch, index) before each sample is loaded, so the random
+scale and flip of every sample are the same whatever the number of workers, and an epoch can be
+resumed from any batch.
+"""
+import collections
+import multiprocessing
+import sys
+
+import cv2
+import numpy as np
+
+from ..registry import ConfigError
+
+
+class GroupSampler:
+    """Batches of dataset indices; with ``shuffle`` no batch mixes aspect groups (``dataset.flag``).
+
+    As mmdetection's ``DistributedGroupSampler``: each group is shuffled and padded by repeating
+    its indices to a multiple of ``samples_per_gpu * num_replicas``, the batches of all groups are
+    shuffled together, and rank r takes the r-th contiguous share, so every rank gets the same
+    number of batches. Without ``shuffle`` (evaluation): indices in order, padded by repeating
+    the first ones to a multiple of ``num_replicas``, rank r taking every ``num_replicas``-th;
+    the last batch may be smaller.
+    """
+
+    def __init__(self, dataset, samples_per_gpu, shuffle=True, seed=0, num_replicas=1, rank=0):
+        if samples_per_gpu < 1 or num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"GroupSampler: need samples_per_gpu >= 1 and 0 <= rank < num_replicas, "
+                             f"got samples_per_gpu={samples_per_gpu}, rank={rank}, num_replicas={num_replicas}")
+        if len(dataset) == 0:
+            raise ValueError("GroupSampler: the dataset is empty")
+        self.flag = np.asarray(getattr(dataset, "flag", np.zeros(len(dataset))), dtype=np.int64)
+        self.samples_per_gpu = samples_per_gpu
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _grouped_batches(self, rng):
+        """All replicas' batches, each inside one group, in shuffled order."""
+        per_round = self.samples_per_gpu * self.num_replicas
+        batches = []
+        for group in np.unique(self.flag):
+            indices = rng.permutation(np.flatnonzero(self.flag == group))
+            padded_len = -(-len(indices) // per_round) * per_round
+            indices = np.resize(indices, padded_len)  # repeats the shuffled indices cyclically
+            batches.extend(indices.reshape(-1, self.samples_per_gpu))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _sequential_indices(self):
+        padded_len = -(-len(self.flag) // self.num_replicas) * self.num_replicas
+        return np.resize(np.arange(len(self.flag)), padded_len)[self.rank::self.num_replicas]
+
+    def batches(self):
+        """This rank's batches of the current epoch, as lists of ints."""
+        if not self.shuffle:
+            indices = self._sequential_indices()
+            return [indices[i:i + self.samples_per_gpu].tolist()
+                    for i in range(0, len(indices), self.samples_per_gpu)]
+        all_batches = self._grouped_batches(np.random.default_rng([self.seed, self.epoch]))
+        per_rank = len(all_batches) // self.num_replicas
+        return [batch.tolist() for batch in all_batches[self.rank * per_rank:(self.rank + 1) * per_rank]]
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self):
+        if not self.shuffle:
+            return -(-len(self._sequential_indices()) // self.samples_per_gpu)
+        # each group gives ceil(size / (samples_per_gpu * num_replicas)) batches to every rank
+        per_round = self.samples_per_gpu * self.num_replicas
+        return int(sum(-(-size // per_round) for size in np.bincount(self.flag)))
+
+
+def collate(samples, size_divisor=32):
+    """Samples (dicts from ``Collect``) -> one batch dict.
+
+    ``img``: (B, C, H, W) float32, each image zero-padded at the bottom/right to the batch's largest
+    height and width (rounded up to ``size_divisor``); ``img_meta`` and every other key: a list
+    with one entry per image (``gt_masks`` keep each image's own padded size, as the original).
+    """
+    if not samples:
+        raise ValueError("collate: no samples")
+    batch = {key: [sample[key] for sample in samples] for key in samples[0]}
+    if "img" in batch:
+        batch["img"] = _stack_padded(batch["img"], size_divisor)
+    return batch
+
+
+def _stack_padded(imgs, size_divisor):
+    height = max(img.shape[1] for img in imgs)
+    width = max(img.shape[2] for img in imgs)
+    if size_divisor:
+        height = -(-height // size_divisor) * size_divisor
+        width = -(-width // size_divisor) * size_divisor
+    stacked = np.zeros((len(imgs), imgs[0].shape[0], height, width), dtype=np.float32)  # (B, C, H, W)
+    for slot, img in enumerate(imgs):
+        stacked[slot, :, :img.shape[1], :img.shape[2]] = img
+    return stacked
+
+
+def sample_seed(seed, epoch, index):
+    """The numpy seed used before loading sample ``index`` in ``epoch``."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+def load_batch(dataset, indices, seed, epoch, size_divisor):
+    """Load and collate ``indices``, each with numpy's global RNG seeded by ``sample_seed``.
+
+    The caller's global RNG state is restored afterwards.
+    """
+    saved_state = np.random.get_state()
+    try:
+        samples = []
+        for index in indices:
+            np.random.seed(sample_seed(seed, epoch, index))
+            samples.append(dataset[index])
+    finally:
+        np.random.set_state(saved_state)
+    return collate(samples, size_divisor)
+
+
+_worker_dataset = None
+
+
+def _init_worker(dataset):
+    global _worker_dataset
+    _worker_dataset = dataset
+    cv2.setNumThreads(1)  # the workers already run in parallel
+
+
+def _load_batch_in_worker(indices, seed, epoch, size_divisor):
+    return load_batch(_worker_dataset, indices, seed, epoch, size_divisor)
+
+
+def _multiprocessing_context():
+    # fork shares the dataset without pickling it; elsewhere spawn is the safe choice.
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+class DataLoader:
+    """Iterable over collated batches of one epoch; ``set_epoch`` before each epoch.
+
+    ``num_workers`` processes (started on first use, kept until ``close``) load whole batches, at
+    most ``prefetch_batches`` ahead of the consumer; 0 loads in this process.
+    """
+
+    def __init__(self, dataset, sampler, num_workers=0, size_divisor=32, prefetch_batches=None):
+        if num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
+        self.dataset = dataset
+        self.sampler = sampler
+        self.num_workers = num_workers
+        self.size_divisor = size_divisor
+        self.prefetch_batches = prefetch_batches or 2 * max(num_workers, 1)
+        self.start_batch = 0
+        self._pool = None
+
+    def set_epoch(self, epoch, start_batch=0):
+        """Select the epoch; ``start_batch`` skips that many batches (to resume mid-epoch)."""
+        self.sampler.set_epoch(epoch)
+        self.start_batch = start_batch
+
+    @property
+    def epoch(self):
+        return self.sampler.epoch
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def _tasks(self):
+        for indices in self.sampler.batches()[self.start_batch:]:
+            yield indices, self.sampler.seed, self.sampler.epoch, self.size_divisor
+
+    def __iter__(self):
+        if self.num_workers == 0:
+            for task in self._tasks():
+                yield load_batch(self.dataset, *task)
+            return
+        if self._pool is None:
+            self._pool = _multiprocessing_context().Pool(
+                self.num_workers, initializer=_init_worker, initargs=(self.dataset,))
+        tasks = self._tasks()
+        pending = collections.deque()
+        for task in tasks:
+            pending.append(self._pool.apply_async(_load_batch_in_worker, task))
+            if len(pending) >= self.prefetch_batches:
+                break
+        while pending:
+            batch = pending.popleft().get()
+            next_task = next(tasks, None)
+            if next_task is not None:
+                pending.append(self._pool.apply_async(_load_batch_in_worker, next_task))
+            yield batch
+
+    def close(self):
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_pool", None) is not None:
+            self.close()
+
+
+def build_dataloader(dataset, imgs_per_gpu, workers_per_gpu, shuffle=True, seed=0, num_replicas=1,
+                     rank=0, size_divisor=32):
+    """A ``DataLoader`` over this rank's share of ``dataset``, ``imgs_per_gpu`` images a batch."""
+    if not isinstance(imgs_per_gpu, int) or imgs_per_gpu < 1:
+        raise ConfigError(f"imgs_per_gpu must be a positive int, got {imgs_per_gpu!r}")
+    if not isinstance(workers_per_gpu, int) or workers_per_gpu < 0:
+        raise ConfigError(f"workers_per_gpu must be an int >= 0, got {workers_per_gpu!r}")
+    sampler = GroupSampler(dataset, imgs_per_gpu, shuffle=shuffle, seed=seed,
+                           num_replicas=num_replicas, rank=rank)
+    return DataLoader(dataset, sampler, num_workers=workers_per_gpu, size_divisor=size_divisor)

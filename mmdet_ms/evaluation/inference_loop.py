@@ -1,0 +1,117 @@
+"""Run a detector over a folder of images: drawn copies and one ``results.json`` (run.py)."""
+import os
+import pathlib
+import sys
+import time
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from ..apis import inference_detector
+from ..datasets.transforms.loading import ImageReadError, read_image
+from ..utils.visualization import draw_instances, write_image
+from .results import instances_to_file_records, save_results
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+RESULTS_FILE_NAME = "results.json"
+
+
+@dataclass
+class FolderRunSummary:
+    """What a folder run did; ``str()`` is its one-line summary."""
+
+    images: int = 0
+    detections: int = 0
+    skipped: list = field(default_factory=list)  # the relative paths that could not be read
+    total_seconds: float = 0.0
+    model_seconds: float = 0.0
+
+    def __str__(self):
+        per_image = self.total_seconds / self.images if self.images else 0.0
+        model_per_image = self.model_seconds / self.images if self.images else 0.0
+        return (f"{self.images} images, {self.detections} detections, {len(self.skipped)} "
+                f"skipped, {per_image:.3f} s/image ({model_per_image:.3f} s in the model)")
+
+
+def _log_to_stderr(message):
+    """Print above the progress bar (which tqdm draws on stderr) without breaking it."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def _is_image_file(name):
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def list_images(image_dir, recursive=False, exclude_dir=None):
+    """Sorted paths relative to ``image_dir`` of its .jpg/.jpeg/.png/.bmp files (any case).
+
+    ``recursive``: descend into sub-folders, except ``exclude_dir`` (e.g. an output folder
+    inside ``image_dir``, so a second run does not read the first one's drawings).
+    """
+    image_dir = os.fspath(image_dir)
+    if not os.path.isdir(image_dir):
+        raise FileNotFoundError(f"image folder not found: {image_dir}")
+    if not recursive:
+        return sorted(name for name in os.listdir(image_dir)
+                      if _is_image_file(name) and os.path.isfile(os.path.join(image_dir, name)))
+    excluded = os.path.realpath(exclude_dir) if exclude_dir else None
+    found = []
+    for folder, sub_dirs, file_names in os.walk(image_dir):
+        sub_dirs[:] = [name for name in sub_dirs
+                       if os.path.realpath(os.path.join(folder, name)) != excluded]
+        relative_folder = os.path.relpath(folder, image_dir)
+        found += [os.path.normpath(os.path.join(relative_folder, name))
+                  for name in file_names if _is_image_file(name)]
+    return sorted(found)
+
+
+def folder_category_ids(class_names, dataset=None):
+    """label -> category id for a folder run's records.
+
+    The ids of ``dataset`` (the config's test data set) when it names the same classes in the
+    same order, so the records match that annotation file; otherwise ``label + 1``.
+    """
+    if dataset is not None and tuple(dataset.CLASSES) == tuple(class_names):
+        return [dataset.label2cat[label] for label in range(len(class_names))]
+    return [label + 1 for label in range(len(class_names))]
+
+
+def run_folder(model, image_dir, out_dir, class_names, category_ids, score_thr=0.3,
+               recursive=False, log=_log_to_stderr):
+    """Detect, draw and record every image of ``image_dir``; returns a FolderRunSummary.
+
+    Each image is drawn into ``out_dir`` under its relative path; ``out_dir/results.json``
+    holds one record per instance scoring ``>= score_thr`` (see
+    ``results.instances_to_file_records``; ``category_ids[label]`` gives its id). A file that
+    cannot be decoded is reported with ``log`` and skipped.
+    """
+    image_dir, out_dir = os.fspath(image_dir), os.fspath(out_dir)
+    if os.path.realpath(image_dir) == os.path.realpath(out_dir):
+        raise ValueError(f"--out {out_dir} is the image folder: the drawings would overwrite "
+                         f"the images")
+    relative_paths = list_images(image_dir, recursive, exclude_dir=out_dir)
+    if not relative_paths:
+        log(f"WARNING: no {'/'.join(IMAGE_SUFFIXES)} file in {image_dir}"
+            f"{'' if recursive else ' (use --recursive for sub-folders)'}")
+    summary, records = FolderRunSummary(), []
+    started = time.perf_counter()
+    for relative_path in tqdm(relative_paths, desc="images", unit="img"):
+        try:
+            image = read_image(os.path.join(image_dir, relative_path))
+        except ImageReadError as err:
+            log(f"skipped: {err}")
+            summary.skipped.append(relative_path)
+            continue
+        model_started = time.perf_counter()
+        result = inference_detector(model, image)
+        summary.model_seconds += time.perf_counter() - model_started
+        result = result.select(result.scores >= score_thr)
+        write_image(os.path.join(out_dir, relative_path),
+                     draw_instances(image, result, class_names, score_thr))
+        records += instances_to_file_records(result, pathlib.PurePath(relative_path).as_posix(),
+                                             class_names, category_ids)
+        summary.images += 1
+        summary.detections += len(result)
+    save_results(records, os.path.join(out_dir, RESULTS_FILE_NAME))
+    summary.total_seconds = time.perf_counter() - started
+    return summary
