@@ -8,3 +8,5 @@ lr_config = dict(
     warmup_ratio=0.01,
     step=[9, 11])
 total_epochs = 12
+# The lr above is for this total batch; training scales it to cards × imgs_per_gpu.
+auto_scale_lr = dict(enable=True, base_batch_size=16)

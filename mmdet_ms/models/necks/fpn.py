@@ -1,5 +1,8 @@
-"""Feature pyramid network as in mmdetection 1.0 (no extra convs: the last level is a stride-2
-subsample of the one before, which is what ``max_pool2d(x, 1, stride=2)`` computes)."""
+"""Feature pyramid network as in mmdetection 1.0 (no extra convs: each extra level is
+``max_pool2d(x, 1, stride=2)`` of the one before).
+
+The subsampling stays a pooling rather than ``x[:, :, ::2, ::2]``: MindSpore 2.8's CPU gradient of
+a strided slice fails on odd sizes ("StridedSliceGrad ... memory out of bounds")."""
 import mindspore.nn as nn
 import mindspore.ops as ops
 from mindspore.common.initializer import XavierUniform
@@ -36,5 +39,5 @@ class FPN(nn.Cell):
                 coarse, size=(coarse.shape[2] * 2, coarse.shape[3] * 2), mode="nearest")
         outs = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals)]
         for _ in range(self.num_outs - len(outs)):
-            outs.append(outs[-1][:, :, ::2, ::2])
+            outs.append(ops.max_pool2d(outs[-1], kernel_size=1, stride=2))
         return tuple(outs)

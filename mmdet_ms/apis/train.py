@@ -1,0 +1,115 @@
+"""Build everything a training run needs from a config and run it (1 card or data parallel)."""
+import os
+
+import mindspore as ms
+import mindspore.nn as nn
+import numpy as np
+
+from ..datasets import build_dataloader, build_dataset
+from ..engine.distributed import init_distributed
+from ..engine.logger import get_logger
+from ..engine.lr_schedule import StepLrSchedule
+from ..engine.optimizer import build_optimizer
+from ..engine.train_state import epoch_checkpoints
+from ..engine.train_step import TrainStep
+from ..engine.trainer import Trainer
+from ..evaluation.evaluator import check_num_classes
+from ..models import build_detector
+from ..utils.checkpoint import CheckpointError, load_checkpoint
+from ..utils.device import set_device
+
+
+def scaled_lr(cfg, total_batch, logger):
+    """The config's lr scaled linearly to this run's total batch (``auto_scale_lr``).
+
+    The original recipe's lr 0.01 is for 16 images a step (8 cards × 2); on one card that lr
+    diverges, so by default it is scaled by (cards × imgs_per_gpu) / base_batch_size.
+    """
+    base_lr = cfg.optimizer.lr
+    auto = dict(cfg.get("auto_scale_lr") or {})
+    if not auto.get("enable", False):
+        logger.info(f"lr {base_lr} used as configured for a total batch of {total_batch} "
+                    "(auto_scale_lr disabled)")
+        return base_lr
+    lr = base_lr * total_batch / auto["base_batch_size"]
+    logger.info(f"lr {base_lr} is for a batch of {auto['base_batch_size']}; this run's total "
+                f"batch is {total_batch} → lr {lr:g} (auto_scale_lr)")
+    return lr
+
+
+def load_pretrained(network, path, logger):
+    """``load_from``: weights only; tensors whose name or shape differ (e.g. another class count)
+    are skipped, one warning each."""
+    meta = load_checkpoint(network, path, strict=False)
+    for name in meta["skipped"]:
+        logger.warning(f"load_from {path}: {name} not loaded (absent or of another shape); "
+                       "it keeps its initial value")
+    logger.info(f"loaded weights from {path}")
+
+
+def find_resumable_checkpoint(work_dir, trainer, logger):
+    """Resume from the newest epoch checkpoint that loads; damaged ones are skipped with a warning."""
+    for path in epoch_checkpoints(work_dir):
+        try:
+            trainer.resume(path)
+            return path
+        except CheckpointError as err:
+            logger.warning(f"skipping {path}: {str(err).splitlines()[0]}")
+    logger.info(f"no complete checkpoint in {work_dir}: training starts from scratch")
+    return None
+
+
+def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_resume=False,
+                   seed=0, device_target=None, distributed=False):
+    """Train ``cfg``'s model on ``cfg.data.train``.
+
+    ``distributed``: join the data-parallel group the launcher (msrun) set up; each rank reads its
+    own shard and gradients are averaged. ``auto_resume``: continue from the newest complete
+    ``epoch_N.ckpt`` in ``work_dir``.
+    """
+    set_device(device_target)
+    rank, world_size = init_distributed() if distributed else (0, 1)
+    work_dir = work_dir or cfg.get("work_dir") or "./work_dirs/solov2"
+    logger = get_logger(work_dir, rank)
+    ms.set_seed(seed)
+    np.random.seed(seed)
+    if rank == 0:
+        os.makedirs(work_dir, exist_ok=True)
+        cfg.dump(os.path.join(work_dir, "config.py"))
+
+    dataset = build_dataset(cfg.data.train)
+    check_num_classes(cfg.model.bbox_head.num_classes, dataset.CLASSES)
+    loader = build_dataloader(dataset, cfg.data.imgs_per_gpu, cfg.data.workers_per_gpu,
+                              shuffle=True, seed=seed, num_replicas=world_size, rank=rank)
+    logger.info(f"{len(dataset)} training images, {len(loader)} iterations per epoch on each of "
+                f"{world_size} rank(s); classes: {', '.join(dataset.CLASSES)}")
+
+    network = build_detector(cfg.model, cfg.get("train_cfg"), cfg.get("test_cfg"))
+    load_from = load_from or cfg.get("load_from")
+    if load_from:
+        load_pretrained(network, load_from, logger)
+    elif network.pretrained:
+        logger.warning(f"model.pretrained={network.pretrained!r} is not fetched by this port: the "
+                       "backbone starts from random weights (set load_from to a converted "
+                       "checkpoint to fine-tune)")
+
+    lr = scaled_lr(cfg, world_size * cfg.data.imgs_per_gpu, logger)
+    optimizer = build_optimizer(network, cfg.optimizer, lr)
+    grad_reducer = (nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world_size)
+                    if world_size > 1 else None)
+    grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
+    step = TrainStep(network, optimizer, grad_clip, grad_reducer)
+    lr_cfg = dict(cfg.lr_config)
+    schedule = StepLrSchedule(lr, **lr_cfg)
+    meta = dict(CLASSES=list(dataset.CLASSES), config=os.path.basename(cfg.filename or ""),
+                seed=seed)
+    trainer = Trainer(network, step, loader, schedule, cfg.total_epochs, work_dir, logger,
+                      rank=rank, log_interval=cfg.log_config.interval,
+                      checkpoint_interval=cfg.checkpoint_config.interval, meta=meta)
+    resume_from = resume_from or cfg.get("resume_from")
+    if resume_from:
+        trainer.resume(resume_from)
+    elif auto_resume:
+        find_resumable_checkpoint(work_dir, trainer, logger)
+    trainer.run()
+    return trainer
