@@ -9,6 +9,7 @@ import mmdet_ms  # noqa: F401  (environment before MindSpore loads)
 from mmdet_ms.apis.train import train_detector
 from mmdet_ms.config import Config, add_cfg_options_argument
 from mmdet_ms.datasets import ImageReadError
+from mmdet_ms.engine.distributed import launched_distributed
 from mmdet_ms.engine.train_step import NonFiniteLossError
 from mmdet_ms.registry import ConfigError
 from mmdet_ms.utils.checkpoint import CheckpointError
@@ -38,6 +39,7 @@ def build_parser(description=__doc__, default_config=DEFAULT_CONFIG):
 def run(args, distributed=False, auto_resume=False):
     """Shared by train.py, train_multi.py and train_multi_by_snap_ckpt.py; returns the exit code."""
     config = args.config or args.config_pos or args.default_config
+    distributed = distributed or launched_distributed()  # e.g. train.py started by msrun
     try:
         cfg = Config.fromfile(config, args.cfg_options)
         train_detector(cfg, args.work_dir, args.load_from, args.resume_from, auto_resume,

@@ -1,4 +1,5 @@
 """Build everything a training run needs from a config and run it (1 card or data parallel)."""
+import hashlib
 import os
 
 import mindspore as ms
@@ -112,4 +113,15 @@ def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_re
     elif auto_resume:
         find_resumable_checkpoint(work_dir, trainer, logger)
     trainer.run()
+    print(f"rank {rank}/{world_size}: done at epoch {trainer.epoch}, iteration "
+          f"{trainer.iteration}; weights fingerprint {weights_fingerprint(network)}", flush=True)
     return trainer
+
+
+def weights_fingerprint(network):
+    """A short hash of the trainable weights: equal on all data-parallel ranks when in sync
+    (BN running statistics are per rank, as without SyncBN in the original)."""
+    digest = hashlib.sha1()
+    for param in network.trainable_params():
+        digest.update(param.asnumpy().tobytes())
+    return digest.hexdigest()[:16]
