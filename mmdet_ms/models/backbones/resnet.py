@@ -123,6 +123,11 @@ class ResNet(nn.Cell):
         for cell in frozen:
             for param in cell.get_parameters():
                 param.requires_grad = False
+            # The original keeps frozen stages in eval mode: their BN statistics stay fixed
+            # even when norm_eval=False lets the other stages' BN learn.
+            for _, sub_cell in cell.cells_and_names():
+                if isinstance(sub_cell, nn.BatchNorm2d):
+                    sub_cell.use_batch_statistics = False
 
     def construct(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
