@@ -159,6 +159,16 @@ def test_corrupt_image_error_names_the_file(tmp_path):
         dataset[0]
 
 
+def test_a_worker_error_reaches_the_caller(tmp_path):
+    ann_file, img_dir = _write_coco(tmp_path, [(40, 30)], [_box_ann(1, 1, 1, (1, 1, 10, 10))],
+                                    _categories((1, "a")))
+    os.remove(os.path.join(img_dir, "1.jpg"))
+    dataset = CocoDataset(ann_file, TRAIN_PIPELINE, img_prefix=img_dir)
+    with build_dataloader(dataset, imgs_per_gpu=1, workers_per_gpu=1) as loader:
+        with pytest.raises(ImageReadError, match="1.jpg"):
+            list(loader)
+
+
 def test_training_item_and_redraw_when_the_pipeline_drops_a_sample(tmp_path):
     anns = [_box_ann(1, 1, 1, (4, 4, 20, 12)), _box_ann(2, 2, 2, (30, 10, 25, 15)), _box_ann(3, 3, 1, (1, 1, 9, 9))]
     ann_file, img_dir = _write_coco(tmp_path, [(64, 40), (64, 40), (30, 40)], anns, _categories((1, "a"), (2, "b")))

@@ -187,10 +187,16 @@ def test_keep_ratio_resize_rounds_like_mmcv_and_scales_boxes_by_the_factor():
     np.testing.assert_array_equal(results["gt_bboxes"][0, 2:], [expected_shape[1] - 1, expected_shape[0] - 1])
 
 
+def test_half_pixel_sizes_round_up_like_mmcv():
+    # 5 x 10 scaled by 2.5 is 12.5 x 25: mmcv's int(x + 0.5) gives 13 where round() would give 12
+    assert Resize(img_scale=(25, 25))(_image_results(5, 10))["img_shape"] == (13, 25, 3)
+
+
 def test_masks_resize_with_nearest():
-    masks = np.random.RandomState(0).randint(0, 2, size=(2, 7, 9)).astype(np.uint8)
-    results = Resize(img_scale=(36, 14))(_image_results(7, 9, masks=masks))
-    np.testing.assert_array_equal(results["gt_masks"], masks.repeat(2, axis=1).repeat(2, axis=2))
+    masks = np.random.RandomState(0).randint(0, 2, size=(2, 8, 10)).astype(np.uint8)
+    results = Resize(img_scale=(15, 12))(_image_results(8, 10, masks=masks))  # x1.5
+    rows, cols = (np.arange(12) / 1.5).astype(int), (np.arange(15) / 1.5).astype(int)
+    np.testing.assert_array_equal(results["gt_masks"], masks[:, rows][:, :, cols])
 
 
 def test_multiscale_value_mode_picks_only_listed_scales():

@@ -67,10 +67,13 @@ def _select_categories(coco, classes, ann_file):
     if unknown:
         raise ConfigError(f"classes {unknown} are not categories of '{ann_file}'; "
                           f"it has: {', '.join(ids_by_name)}")
+    repeated = sorted({name for name in classes if list(classes).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"classes lists {repeated} more than once")
     ambiguous = [name for name in classes if len(ids_by_name[name]) > 1]
-    if ambiguous or len(set(classes)) != len(classes):
-        raise ConfigError(f"classes must name distinct categories once each; ambiguous or repeated: "
-                          f"{ambiguous or [name for name in classes if list(classes).count(name) > 1]}")
+    if ambiguous:
+        raise ConfigError(f"classes {ambiguous} name several categories of '{ann_file}' each; "
+                          f"rename them there so that each name is unique")
     return [ids_by_name[name][0] for name in classes]
 
 

@@ -8,8 +8,8 @@ resumed from any batch.
 import collections
 import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
-import cv2
 import numpy as np
 
 from ..registry import ConfigError
@@ -131,9 +131,9 @@ _worker_dataset = None
 
 
 def _init_worker(dataset):
+    # Not cv2.setNumThreads here: in a forked child it can deadlock on the parent's thread pool.
     global _worker_dataset
     _worker_dataset = dataset
-    cv2.setNumThreads(1)  # the workers already run in parallel
 
 
 def _load_batch_in_worker(indices, seed, epoch, size_divisor):
@@ -149,7 +149,8 @@ class DataLoader:
     """Iterable over collated batches of one epoch; ``set_epoch`` before each epoch.
 
     ``num_workers`` processes (started on first use, kept until ``close``) load whole batches, at
-    most ``prefetch_batches`` ahead of the consumer; 0 loads in this process.
+    most ``prefetch_batches`` ahead of the consumer; 0 loads in this process. An error in a worker
+    is raised here; a worker that dies (e.g. out of memory) raises ``BrokenProcessPool``.
     """
 
     def __init__(self, dataset, sampler, num_workers=0, size_divisor=32, prefetch_batches=None):
@@ -185,26 +186,29 @@ class DataLoader:
                 yield load_batch(self.dataset, *task)
             return
         if self._pool is None:
-            self._pool = _multiprocessing_context().Pool(
-                self.num_workers, initializer=_init_worker, initargs=(self.dataset,))
+            self._pool = ProcessPoolExecutor(self.num_workers, mp_context=_multiprocessing_context(),
+                                             initializer=_init_worker, initargs=(self.dataset,))
         tasks = self._tasks()
         pending = collections.deque()
         for task in tasks:
-            pending.append(self._pool.apply_async(_load_batch_in_worker, task))
+            pending.append(self._pool.submit(_load_batch_in_worker, *task))
             if len(pending) >= self.prefetch_batches:
                 break
-        while pending:
-            batch = pending.popleft().get()
-            next_task = next(tasks, None)
-            if next_task is not None:
-                pending.append(self._pool.apply_async(_load_batch_in_worker, next_task))
-            yield batch
+        try:
+            while pending:
+                batch = pending.popleft().result()
+                next_task = next(tasks, None)
+                if next_task is not None:
+                    pending.append(self._pool.submit(_load_batch_in_worker, *next_task))
+                yield batch
+        finally:
+            for future in pending:  # an abandoned or failed epoch leaves no work queued
+                future.cancel()
 
-    def close(self):
+    def close(self, wait=True):
         """Stop the worker processes."""
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
     def __enter__(self):
@@ -215,7 +219,7 @@ class DataLoader:
 
     def __del__(self):
         if getattr(self, "_pool", None) is not None:
-            self.close()
+            self.close(wait=False)
 
 
 def build_dataloader(dataset, imgs_per_gpu, workers_per_gpu, shuffle=True, seed=0, num_replicas=1,

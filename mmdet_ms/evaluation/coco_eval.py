@@ -28,10 +28,10 @@ _RECORD_KEYS = {"segm": ("segmentation", "bbox"), "bbox": ("bbox", "segmentation
 
 
 def check_iou_types(iou_types):
-    """Return ``iou_types`` as a tuple; ValueError for anything but 'segm' and 'bbox'."""
+    """``iou_types`` as a tuple without repeats; ValueError for anything but 'segm' and 'bbox'."""
     if isinstance(iou_types, str):
         iou_types = (iou_types,)
-    iou_types = tuple(iou_types)
+    iou_types = tuple(dict.fromkeys(iou_types))
     if not iou_types:
         raise ValueError("no evaluation type given; choose from: segm, bbox")
     for iou_type in iou_types:
