@@ -33,6 +33,36 @@ def torch_name(ms_name):
     return f"{prefix}.{_NORM_SUFFIXES[leaf]}" if leaf in _NORM_SUFFIXES else ms_name
 
 
+_TORCH_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+                     AttributeError, ImportError, IndexError, KeyError, TypeError)
+
+
+def _first_line(err):
+    """An exception's first message line, or its class name when the message is empty."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _torch_load(torch, path):
+    """``torch.load`` on the CPU; a file that is not a checkpoint raises CheckpointError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # maybe an mmcv file pickling objects in 'meta'/'optimizer': tried below
+    except _TORCH_LOAD_ERRORS as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint "
+                              f"({_first_line(err)})") from err
+    # mmcv checkpoints may pickle objects in 'meta' or 'optimizer' that the safe loader
+    # refuses; the tensors themselves are read the same way. Random bytes fail here too.
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except _TORCH_LOAD_ERRORS as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint "
+                              f"({_first_line(err)})") from err
+    print(f"note: {path} holds non-tensor objects; loaded it with weights_only=False")
+    return blob
+
+
 def read_torch_checkpoint(path):
     """``.pth`` → (state dict of numpy arrays, meta dict). Accepts mmcv files, bare state dicts and
     DataParallel ``module.`` prefixes."""
@@ -43,15 +73,7 @@ def read_torch_checkpoint(path):
     except ImportError as err:
         raise CheckpointError("reading a PyTorch checkpoint needs torch: "
                               "pip install torch==2.13.0 (the CPU build)") from err
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # mmcv checkpoints may pickle objects in 'meta' or 'optimizer' that the safe loader
-        # refuses; the tensors themselves are read the same way.
-        print(f"note: {path} holds non-tensor objects; loading it with weights_only=False")
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    blob = _torch_load(torch, path)
     if not isinstance(blob, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, got {type(blob).__name__}")
     state = blob.get("state_dict", blob.get("model", blob))
@@ -67,13 +89,39 @@ def read_torch_checkpoint(path):
     return arrays, dict(meta) if isinstance(meta, dict) else {}
 
 
+_LINES_PER_KIND = 10
+_CATE_WEIGHT = "bbox_head.solo_cate.weight"
+
+
+def _class_count_hint(misshaped):
+    """A hint line when the category conv's shape differs: a class count that does not match."""
+    for name, file_shape, network_shape in misshaped:
+        file_classes, config_classes = file_shape[0], network_shape[0]
+        if name == _CATE_WEIGHT and file_classes != config_classes:
+            return (f"  hint: the checkpoint has {file_classes} classes "
+                    f"(num_classes={file_classes + 1}) but the config has "
+                    f"num_classes={config_classes + 1}: set model.bbox_head.num_classes")
+    return None
+
+
 def _mismatch_report(source, missing, unexpected, misshaped):
+    """One line per problem (at most ``_LINES_PER_KIND`` of a kind), each naming the tensor.
+
+    misshaped: [(name, shape in the file, shape in the network)].
+    """
     lines = [f"{source} does not fit the network:"]
-    for title, items in (("missing", missing), ("unexpected", unexpected),
-                         ("wrong shape", misshaped)):
-        if items:
-            shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
-            lines.append(f"  {title} ({len(items)}): {shown}")
+    problems = ([f"missing: {name}" for name in missing],
+                [f"unexpected: {name}" for name in unexpected],
+                [f"wrong shape: {name} {tuple(file_shape)} in the file, {tuple(network_shape)} "
+                 f"in the network" for name, file_shape, network_shape in misshaped])
+    for kind in problems:
+        lines += [f"  {line}" for line in kind[:_LINES_PER_KIND]]
+        if len(kind) > _LINES_PER_KIND:
+            lines.append(f"  ... and {len(kind) - _LINES_PER_KIND} more "
+                         f"{kind[0].split(':')[0]} tensors")
+    hint = _class_count_hint(misshaped)
+    if hint:
+        lines.append(hint)
     return "\n".join(lines)
 
 
@@ -89,7 +137,7 @@ def convert_torch_state(torch_state, network, source="checkpoint"):
         used.add(original)
         value = torch_state[original]
         if tuple(value.shape) != tuple(param.shape):
-            misshaped.append(f"{original} {tuple(value.shape)} vs network {tuple(param.shape)}")
+            misshaped.append((original, tuple(value.shape), tuple(param.shape)))
             continue
         converted.append((param.name, value.astype(np.float32)))
     unexpected = [name for name in torch_state
@@ -127,7 +175,7 @@ def read_checkpoint(path):
         content = ms.load_checkpoint(path)
     except (RuntimeError, ValueError, OSError) as err:
         raise CheckpointError(f"{path}: not a readable MindSpore checkpoint "
-                              f"(truncated or corrupt?): {str(err).splitlines()[0]}") from err
+                              f"(truncated or corrupt?): {_first_line(err)}") from err
     meta_text = content.pop(META_KEY, "{}")
     try:
         meta = json.loads(meta_text if isinstance(meta_text, str) else "{}")
@@ -147,12 +195,12 @@ def load_checkpoint(network, path, strict=True):
     missing = [name for name in params if name not in content]
     extra_state = {k for k in content if k.startswith(("optimizer.", "state."))}
     unexpected = [k for k in content if k not in params and k not in extra_state]
-    misshaped = [f"{name} {tuple(content[name].shape)} vs network {tuple(param.shape)}"
+    misshaped = [(name, tuple(content[name].shape), tuple(param.shape))
                  for name, param in params.items()
                  if name in content and tuple(content[name].shape) != tuple(param.shape)]
     if strict and (missing or unexpected or misshaped):
         raise CheckpointError(_mismatch_report(path, missing, unexpected, misshaped))
-    skipped = missing + [m.split(" ")[0] for m in misshaped]
+    skipped = missing + [name for name, _, _ in misshaped]
     for name, param in params.items():
         if name not in skipped:
             param.set_data(content[name].value().astype(param.dtype))

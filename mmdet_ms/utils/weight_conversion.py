@@ -3,7 +3,8 @@ import os
 
 from ..config import Config
 from ..models import build_detector
-from .checkpoint import CheckpointError, convert_torch_state, read_torch_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, convert_torch_state, read_torch_checkpoint,
+                         save_checkpoint, torch_name)
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "solov2")
 _BLOCKS_TO_DEPTH = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}
@@ -53,3 +54,16 @@ def convert(src, dst, config=None, cfg_options=None, verbose=False):
         out_meta["CLASSES"] = list(meta["CLASSES"])
     save_checkpoint(params, dst, meta=out_meta)
     return config, len(params)
+
+
+def original_state_layout(network):
+    """[(name, shape)] of the original ``.pth`` state dict that fits ``network``: every parameter
+    under its PyTorch name, and after each BatchNorm's ``running_var`` its ``num_batches_tracked``
+    scalar. For writing key lists (``name<TAB>shape<TAB>dtype``) of configs other than R101."""
+    layout = []
+    for param in network.get_parameters():
+        name = torch_name(param.name)
+        layout.append((name, tuple(param.shape)))
+        if name.endswith(".running_var"):
+            layout.append((name[:-len("running_var")] + "num_batches_tracked", ()))
+    return layout
