@@ -9,6 +9,9 @@ Images: .jpg .jpeg .png .bmp (any case), sorted; ``--recursive`` descends into s
 the instances scoring at least ``--score-thr``. ``category_id`` is the id in the config's test
 annotation file when that file exists and names the model's classes, otherwise label + 1.
 An unreadable file is reported and skipped.
+
+``--mode graph`` compiles the network once per padded input size (fast when the images share a
+few sizes); ``--batch-size N`` feeds the network up to N images of the same padded size at once.
 """
 import mmdet_ms  # noqa: F401  (sets environment variables before MindSpore loads)
 
@@ -17,6 +20,7 @@ import os
 import sys
 
 from mmdet_ms.apis import init_detector
+from mmdet_ms.apis.runners import RUN_MODES
 from mmdet_ms.config import Config, add_cfg_options_argument
 from mmdet_ms.datasets import build_dataset
 from mmdet_ms.evaluation.inference_loop import folder_category_ids, run_folder
@@ -36,6 +40,11 @@ def parse_args(argv=None):
     parser.add_argument("--recursive", action="store_true", help="also read sub-folders")
     parser.add_argument("--device_target", choices=DEVICE_CHOICES, default=None,
                         help="device (default: the best available)")
+    parser.add_argument("--mode", choices=RUN_MODES, default="pynative",
+                        help="pynative (default) or graph: compile the network once per padded "
+                             "image size, then run it faster")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="images per network call, grouped by padded size (default 1)")
     add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
@@ -61,11 +70,13 @@ def main(argv=None):
     try:
         _check_paths(args)
         cfg = Config.fromfile(args.config, args.cfg_options)
-        model = init_detector(cfg, args.checkpoint, device_target=args.device_target)
+        model = init_detector(cfg, args.checkpoint, device_target=args.device_target,
+                              mode=args.mode)
         class_names = tuple(model.CLASSES)
         category_ids = folder_category_ids(class_names, _test_dataset_or_none(cfg))
         summary = run_folder(model, args.image_dir, args.out, class_names, category_ids,
-                             score_thr=args.score_thr, recursive=args.recursive)
+                             score_thr=args.score_thr, recursive=args.recursive,
+                             batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as err:  # ConfigError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR

@@ -1,7 +1,8 @@
 """Segment one image and save a picture of the result.
 
     python test.py CONFIG CHECKPOINT [--dataroot demo.jpg] [--out demo_result.jpg]
-    python test.py --config CONFIG --checkpoint CHECKPOINT [...]
+    python test.py --config CONFIG --checkpoint CHECKPOINT [--mode graph] [...]
+    python test.py --config CONFIG --mindir MODEL.mindir [...]   (from tools/export.py)
 """
 import argparse
 import os
@@ -9,7 +10,9 @@ import sys
 import time
 
 import mmdet_ms  # noqa: F401  (environment before MindSpore loads)
-from mmdet_ms.apis import inference_detector, init_detector
+from mmdet_ms.apis import inference_detector, init_detector, init_mindir_detector
+from mmdet_ms.apis.inference import preprocess
+from mmdet_ms.apis.runners import RUN_MODES
 from mmdet_ms.config import add_cfg_options_argument
 from mmdet_ms.datasets.transforms import ImageReadError, read_image
 from mmdet_ms.evaluation.results import instances_to_file_records, save_results
@@ -26,6 +29,11 @@ def parse_args(argv=None):
     parser.add_argument("checkpoint_pos", nargs="?", metavar="CHECKPOINT", help="checkpoint (.ckpt)")
     parser.add_argument("--config", help="config file (same as CONFIG)")
     parser.add_argument("--checkpoint", help="checkpoint (.ckpt; same as CHECKPOINT)")
+    parser.add_argument("--mode", choices=RUN_MODES, default="pynative",
+                        help="pynative (default) or graph: compile the network for the image's "
+                             "size first (seconds), then run it faster")
+    parser.add_argument("--mindir", metavar="FILE",
+                        help="run an exported network (tools/export.py) instead of a checkpoint")
     parser.add_argument("--dataroot", default="demo.jpg", help="image to segment (default: demo.jpg)")
     parser.add_argument("--out", default="demo_result.jpg",
                         help="picture of the result (default: demo_result.jpg)")
@@ -38,23 +46,51 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.config = args.config or args.config_pos
     args.checkpoint = args.checkpoint or args.checkpoint_pos
-    if not args.config or not args.checkpoint:
-        parser.error("give a config and a checkpoint (positionally or with --config/--checkpoint)")
+    if not args.config or not (args.checkpoint or args.mindir):
+        parser.error("give a config and a checkpoint (positionally or with --config/--checkpoint) "
+                     "or --mindir")
+    if args.checkpoint and args.mindir:
+        parser.error("give a checkpoint or --mindir, not both")
     return args
+
+
+def build_model(args):
+    """The detector from the checkpoint (in ``args.mode``) or from the MindIR file."""
+    if args.mindir:
+        return init_mindir_detector(args.config, args.mindir, args.device_target,
+                                    args.cfg_options)
+    return init_detector(args.config, args.checkpoint, args.device_target, args.cfg_options,
+                         mode=args.mode)
+
+
+def mindir_padding_note(model, image):
+    """A note when the image was padded beyond its own size to fit the MindIR, else None."""
+    own_size = preprocess(model, image)[0].shape[2:]
+    exported_size = model.network_runner.input_shape[2:]
+    if own_size == exported_size:
+        return None
+    return (f"note: input padded from {own_size[0]}x{own_size[1]} to the MindIR's "
+            f"{exported_size[0]}x{exported_size[1]}; results can differ from the checkpoint's "
+            "at the exact size (README: Deployment and speed)")
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
         image = read_image(args.dataroot)
-        model = init_detector(args.config, args.checkpoint, args.device_target, args.cfg_options)
+        model = build_model(args)
         start = time.perf_counter()
         result = inference_detector(model, image)
         seconds = time.perf_counter() - start
-    except (ImageReadError, CheckpointError, ConfigError, FileNotFoundError) as err:
+        note = args.mindir and mindir_padding_note(model, image)
+    except (ImageReadError, CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
         print(f"test.py: error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.dataroot}: {len(result)} instances in {seconds:.2f} s (image read excluded)")
+    compiled = " (graph compilation included)" if args.mode == "graph" and not args.mindir else ""
+    print(f"{args.dataroot}: {len(result)} instances in {seconds:.2f} s (image read excluded)"
+          f"{compiled}")
+    if note:
+        print(note)
     print(format_detections_table(result, model.CLASSES, args.score_thr))
     write_image(args.out, draw_instances(image, result, model.CLASSES, args.score_thr))
     print(f"picture: {args.out}")

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from mmdet_ms.apis.runners import RUN_MODES
 from mmdet_ms.config import Config, add_cfg_options_argument
 from mmdet_ms.evaluation import check_iou_types, evaluate_coco, load_coco_gt, load_results
 from mmdet_ms.evaluation.coco_eval import REFUSED_IOU_TYPES, SUPPORTED_IOU_TYPES
@@ -46,6 +47,9 @@ def parse_args(argv=None):
                         help="lowest score drawn by --show (all results are evaluated)")
     parser.add_argument("--device_target", choices=DEVICE_CHOICES, default=None,
                         help="device (default: the best available)")
+    parser.add_argument("--mode", choices=RUN_MODES, default="pynative",
+                        help="pynative (default) or graph: compile the network once per padded "
+                             "image size, then run it faster")
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
     args.config = _one_of(parser, "config", args.config_arg, args.config)
@@ -107,7 +111,8 @@ def run_and_evaluate(args):
     cfg = _load_config(args)
     dataset = build_dataset(cfg.data.test, dict(test_mode=True))
     check_num_classes(cfg.model.bbox_head.num_classes, dataset.CLASSES)
-    model = init_detector(cfg, args.checkpoint, device_target=args.device_target)
+    model = init_detector(cfg, args.checkpoint, device_target=args.device_target,
+                          mode=args.mode)
     if tuple(model.CLASSES) != tuple(dataset.CLASSES):
         print(f"WARNING: the model's class names differ from {cfg.data.test.ann_file}'s; "
               f"results are labelled with the data set's", file=sys.stderr)

@@ -1,14 +1,23 @@
 """The port against the original PyTorch SOLOv2 (../shared/parity): same weights, same image →
-same category scores, kernels, mask feature and final instances."""
+same category scores, kernels, mask feature and final instances, with the network run op by op
+(PyNative) and compiled (graph mode); and the two modes against each other."""
+import mindspore as ms
+import mindspore.ops as ops
 import numpy as np
 import pytest
 
 from conftest import R101_CONFIG, parity_file
 from mmdet_ms.apis import init_detector
 from mmdet_ms.apis.inference import preprocess, run_network
+from mmdet_ms.apis.runners import RUN_MODES
 
 pytestmark = pytest.mark.slow
 NUM_GRIDS = (40, 36, 24, 16, 12)
+SCORE_ATOL = 1e-3  # the fixture README's tolerance for category scores and kernels
+# The port's scores differ from the original's by up to ~5e-6 relative (9e-7 at 0.17), so where a
+# cell's score and the largest of its points-NMS neighbours are relatively closer than this,
+# keeping or suppressing it are both right (on the fixture: 54 of 310k cells).
+NEAR_TIE_RTOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +26,37 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def port_outputs(r101_ckpt):
-    model = init_detector(R101_CONFIG, r101_ckpt, device_target="CPU")
-    batch, img_meta = preprocess(model, parity_file("coffee.jpg"))
-    cate_scores, kernels, mask_feat = run_network(model, batch)
-    result = model.postprocess(cate_scores, kernels, mask_feat, [img_meta])[0]
-    return dict(meta=img_meta, cate=cate_scores[0], kernels=kernels[0], mask_feat=mask_feat[0],
-                result=result)
+def outputs_by_mode(r101_ckpt):
+    """mode → the port's metas, flat outputs and final result on the fixture image."""
+    outputs = {}
+    for mode in RUN_MODES:
+        model = init_detector(R101_CONFIG, r101_ckpt, device_target="CPU", mode=mode)
+        batch, img_meta = preprocess(model, parity_file("coffee.jpg"))
+        cate_scores, kernels, mask_feat = run_network(model, batch)
+        result = model.postprocess(cate_scores, kernels, mask_feat, [img_meta])[0]
+        outputs[mode] = dict(meta=img_meta, cate=cate_scores[0], kernels=kernels[0],
+                             mask_feat=mask_feat[0], result=result,
+                             cate_before_nms=scores_before_points_nms(model, batch))
+    return outputs
+
+
+def scores_before_points_nms(model, batch):
+    """Per level, the sigmoid category scores (S, S, C) before points NMS."""
+    cate_logits = model.forward_train_outputs(ms.Tensor(batch))[0]  # per level (1, C, S, S)
+    return [ops.sigmoid(logits).asnumpy()[0].transpose(1, 2, 0) for logits in cate_logits]
+
+
+def near_ties(scores):
+    """(S, S, C) bool: cells whose points-NMS decision is a float near-tie, i.e. whose score is
+    within NEAR_TIE_RTOL of the largest of their up, left and up-left neighbours."""
+    padded = np.pad(scores, ((1, 0), (1, 0), (0, 0)), constant_values=-np.inf)
+    neighbours = np.maximum(np.maximum(padded[:-1, 1:], padded[1:, :-1]), padded[:-1, :-1])
+    return np.abs(scores - neighbours) <= NEAR_TIE_RTOL * scores
+
+
+@pytest.fixture(params=RUN_MODES)
+def port_outputs(request, outputs_by_mode):
+    return outputs_by_mode[request.param]
 
 
 def split_levels(flat):
@@ -43,10 +76,21 @@ def test_metas(port_outputs, reference):
 
 
 def test_category_scores_and_kernels(port_outputs, reference):
-    for level, (cate, kernel) in enumerate(zip(split_levels(port_outputs["cate"]),
-                                               split_levels(port_outputs["kernels"]))):
-        assert np.abs(cate - reference[f"cate{level}"][0]).max() <= 1e-3
-        assert np.abs(kernel.transpose(2, 0, 1) - reference[f"kernel{level}"][0]).max() <= 1e-3
+    """Within SCORE_ATOL everywhere but at points-NMS near-ties, where each side either kept the
+    cell (the same score) or suppressed it (0)."""
+    flips = 0
+    for level, (cate, kernel, before_nms) in enumerate(zip(
+            split_levels(port_outputs["cate"]), split_levels(port_outputs["kernels"]),
+            port_outputs["cate_before_nms"])):
+        ref_cate = reference[f"cate{level}"][0]  # (S, S, C)
+        tie = near_ties(before_nms)
+        assert np.abs(cate - ref_cate)[~tie].max() <= SCORE_ATOL, f"level {level}"
+        for scores in (cate[tie], ref_cate[tie]):
+            kept_or_suppressed = np.minimum(np.abs(scores), np.abs(scores - before_nms[tie]))
+            assert kept_or_suppressed.max(initial=0) <= SCORE_ATOL, f"level {level}"
+        flips += int((np.abs(cate - ref_cate)[tie] > SCORE_ATOL).sum())
+        assert np.abs(kernel.transpose(2, 0, 1) - reference[f"kernel{level}"][0]).max() <= SCORE_ATOL
+    assert flips <= 3
 
 
 def test_mask_feature(port_outputs, reference):
@@ -76,3 +120,13 @@ def test_final_instances(port_outputs, reference):
                       and mask_iou(result.masks[i], ref_mask) >= 0.99), None)
         assert match is not None, f"no match for reference instance label {ref_label} {ref_score}"
         unmatched.remove(match)
+
+
+def test_graph_mode_equals_pynative(outputs_by_mode):
+    pynative, graph = outputs_by_mode["pynative"], outputs_by_mode["graph"]
+    for key in ("cate", "kernels", "mask_feat"):
+        np.testing.assert_allclose(graph[key], pynative[key], rtol=0, atol=1e-5)
+    assert len(graph["result"]) == len(pynative["result"])
+    np.testing.assert_array_equal(graph["result"].labels, pynative["result"].labels)
+    np.testing.assert_allclose(graph["result"].scores, pynative["result"].scores, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(graph["result"].masks, pynative["result"].masks)

@@ -1,14 +1,13 @@
 """SOLOv2 target assignment: parity with the original's fixture and a torch transcription of it."""
-import os
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from conftest import parity_file
 from mmdet_ms.core.targets import _grid_index, solov2_targets_single
 
-FIXTURE = "/work/shared/parity/r101_seed0_coffee_loss.npz"
 R101_SCALE_RANGES = ((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048))
 R101_NUM_GRIDS = [40, 36, 24, 16, 12]
 
@@ -91,8 +90,7 @@ def random_instances(rng, num, pad_shape, max_side):
 
 
 def test_targets_match_original_fixture():
-    assert os.path.isfile(FIXTURE), f"missing parity fixture {FIXTURE}"
-    data = np.load(FIXTURE)
+    data = np.load(parity_file("r101_seed0_coffee_loss.npz"))
     masks = np.unpackbits(data["gt_masks_packed"], axis=-1)[..., :1216]
     assert masks.shape == (5, 800, 1216)
     targets = solov2_targets_single(data["gt_boxes"], data["gt_labels"] - 1, masks, (200, 304),

@@ -7,13 +7,13 @@ import pycocotools.mask as mask_utils
 import pytest
 
 import mmdet_ms  # noqa: F401
+from conftest import PARITY_DIR
 from mmdet_ms.datasets import CocoDataset
 from mmdet_ms.datasets.transforms import (Collect, Compose, ImageReadError, LoadAnnotations, LoadImage,
                                           LoadImageFromFile, MultiScaleFlipAug, Normalize, Pad, RandomFlip,
                                           Resize, ann_to_mask)
 from mmdet_ms.registry import ConfigError
 
-PARITY_DIR = "/work/shared/parity"
 IMG_NORM_CFG = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
 
 

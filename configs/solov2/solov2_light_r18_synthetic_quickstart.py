@@ -66,5 +66,7 @@ optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 lr_config = dict(policy='step', warmup='linear', warmup_iters=50, warmup_ratio=0.1, step=[10, 12])
 total_epochs = 12
+# Every image has the same padded size, so the network is compiled once (~1/3 faster a step).
+jit_network = True
 log_config = dict(interval=10)
 work_dir = './work_dirs/solov2_light_r18_synthetic_quickstart'

@@ -1,5 +1,5 @@
-"""The Python API: build a detector from a config and a checkpoint, segment images."""
-import mindspore as ms
+"""The Python API: build a detector from a config and a checkpoint (or an exported MindIR),
+segment images one by one or in batches."""
 import numpy as np
 
 from ..config import Config
@@ -8,6 +8,8 @@ from ..datasets.transforms import Compose
 from ..models import build_detector
 from ..utils.checkpoint import load_checkpoint
 from ..utils.device import set_device
+from .mindir import MindIRDetector, MindIRRunner
+from .runners import PyNativeRunner, build_runner, check_run_mode
 
 
 def _as_config(config, cfg_options):
@@ -34,15 +36,20 @@ def class_names(cfg, meta):
     return default_class_names(cfg.model.bbox_head.num_classes - 1)
 
 
-def init_detector(config, checkpoint=None, device_target=None, cfg_options=None):
-    """A SOLOv2 network in eval mode with ``.cfg``, ``.CLASSES`` and ``.test_pipeline``.
+def init_detector(config, checkpoint=None, device_target=None, cfg_options=None,
+                  mode="pynative"):
+    """A SOLOv2 network in eval mode with ``.cfg``, ``.CLASSES``, ``.test_pipeline`` and
+    ``.network_runner``.
 
     Args:
         config: a config file path or a ``Config``.
         checkpoint: a MindSpore ``.ckpt`` (e.g. from ``weight_convert.py``); None: random weights.
         device_target: 'Ascend', 'GPU' or 'CPU'; None picks the best available.
         cfg_options: dict of dotted-key overrides, as ``--cfg-options``.
+        mode: 'pynative' runs the network op by op; 'graph' compiles it once per padded input
+            shape with ``ms.jit`` (faster from the second image of a shape on; same results).
     """
+    check_run_mode(mode)
     set_device(device_target)
     cfg = _as_config(config, cfg_options)
     model = build_detector(cfg.model, cfg.get("train_cfg"), cfg.get("test_cfg"))
@@ -51,7 +58,20 @@ def init_detector(config, checkpoint=None, device_target=None, cfg_options=None)
     model.cfg = cfg
     model.CLASSES = class_names(cfg, meta)
     model.test_pipeline = build_test_pipeline(cfg)
+    model.network_runner = build_runner(model, mode)
     return model
+
+
+def init_mindir_detector(config, mindir_file, device_target=None, cfg_options=None):
+    """A detector whose network is a MindIR from ``tools/export.py``: the config gives the test
+    pipeline and ``test_cfg``; the file gives the network, its input size and the class names.
+    Each image is zero-padded up to the exported size (see ``mmdet_ms.apis.mindir``).
+    """
+    set_device(device_target)
+    cfg = _as_config(config, cfg_options)
+    runner = MindIRRunner(mindir_file)
+    classes = runner.info.get("classes") or class_names(cfg, {})
+    return MindIRDetector(cfg, runner, classes, build_test_pipeline(cfg))
 
 
 def preprocess(model, img):
@@ -61,17 +81,52 @@ def preprocess(model, img):
 
 
 def run_network(model, batch):
-    """(N, 3, H, W) numpy → numpy (cate scores, kernels, mask feature)."""
-    return tuple(out.asnumpy() for out in model(ms.Tensor(batch)))
+    """(N, 3, H, W) numpy → numpy (cate scores, kernels, mask feature), with the model's runner
+    (PyNative for a network that ``init_detector`` did not build)."""
+    runner = getattr(model, "network_runner", None) or PyNativeRunner(model)
+    return runner(batch)
 
 
-def inference_detector(model, img):
+def _group_by_input_shape(inputs):
+    """{(H, W): [indices]} of the preprocessed (1, 3, H, W) inputs, first appearance first."""
+    groups = {}
+    for index, one in enumerate(inputs):
+        groups.setdefault(one.shape[2:], []).append(index)
+    return groups
+
+
+def inference_batch(model, images):
+    """Segment ``images`` (paths or BGR arrays) with one network call per padded input size.
+
+    Images whose padded inputs have the same size run as one batch; an image is never padded
+    beyond its own size (that would change its result). Results equal one-by-one inference up to
+    float32 rounding: batched convolutions may sum in another order (~1e-6 on the network's
+    outputs), which can reorder near-tied instances. Returns InstanceResults in input order.
+    """
+    prepared = [preprocess(model, img) for img in images]
+    inputs = [one_input for one_input, _ in prepared]
+    img_metas = [img_meta for _, img_meta in prepared]
+    results = [None] * len(images)
+    for indices in _group_by_input_shape(inputs).values():
+        batch = np.concatenate([inputs[i] for i in indices])  # (n, 3, H, W)
+        group_results = model.postprocess(*run_network(model, batch),
+                                          [img_metas[i] for i in indices])
+        for index, result in zip(indices, group_results):
+            results[index] = result
+    return results
+
+
+def inference_detector(model, img, batch_size=1):
     """Segment one image (a file path or a BGR ``ndarray``); a list of them gives a list.
 
     Returns an ``InstanceResult``: ``masks`` (N, H, W) bool at the image's size, ``labels`` (N,)
-    0-based, ``scores`` (N,), highest score first.
+    0-based, ``scores`` (N,), highest score first. ``batch_size`` > 1 runs a list through the
+    network ``batch_size`` images at a time (see ``inference_batch``).
     """
     if isinstance(img, (list, tuple)):
-        return [inference_detector(model, one) for one in img]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        return [result for start in range(0, len(img), batch_size)
+                for result in inference_batch(model, list(img[start:start + batch_size]))]
     batch, img_meta = preprocess(model, img)
     return model.postprocess(*run_network(model, batch), [img_meta])[0]

@@ -3,8 +3,9 @@ from ..registry import ConfigError
 
 
 class StepLrSchedule:
-    """lr(epoch, iteration): ``base_lr × gamma^k`` (k = steps passed by the 0-based epoch), warmed
-    up over the first ``warmup_iters`` iterations as mmcv does:
+    """lr(epoch, iteration): ``base_lr × gamma^k``, warmed up over the first ``warmup_iters``
+    iterations as mmcv does. ``step`` a list: k = the steps passed by the 0-based epoch; an int:
+    k = epoch // step (mmcv decays every ``step`` epochs then). Warmup:
     linear ``lr × (1 - (1 - i/warmup_iters)(1 - warmup_ratio))``, constant ``lr × warmup_ratio``.
     """
 
@@ -15,14 +16,16 @@ class StepLrSchedule:
         if warmup not in (None, "linear", "constant"):
             raise ConfigError(f"lr_config.warmup={warmup!r}: use None, 'linear' or 'constant'")
         self.base_lr = base_lr
-        self.steps = sorted([step] if isinstance(step, int) else step)
+        self.step = step if isinstance(step, int) else sorted(step)
         self.gamma = gamma
         self.warmup = warmup
         self.warmup_iters = warmup_iters
         self.warmup_ratio = warmup_ratio
 
     def regular_lr(self, epoch):
-        passed = sum(1 for s in self.steps if epoch >= s)
+        if isinstance(self.step, int):
+            return self.base_lr * self.gamma ** (epoch // self.step)
+        passed = sum(1 for s in self.step if epoch >= s)
         return self.base_lr * self.gamma ** passed
 
     def __call__(self, epoch, iteration):

@@ -2,10 +2,16 @@
 
 targets (numpy, per image) → forward → dice + focal losses → gradients → mean over ranks →
 clip by global L2 norm → SGD update.
+
+With ``jit_network`` the network's forward (and so its backward) runs as one compiled graph while
+the losses stay op by op: about a third faster per step on the CPU when every batch has the same
+padded image size, but each new size costs a compilation (tens of seconds), so it suits fixed-size
+inputs only (the quick start).
 """
 import math
 
 import mindspore as ms
+import mindspore.nn as nn
 import mindspore.ops as ops
 
 from ..core.targets import solov2_targets_single
@@ -28,16 +34,37 @@ def batch_targets(head, batch):
                                             batch["gt_masks"])]
 
 
+class TrainOutputs(nn.Cell):
+    """The network's raw training outputs (cate logits, kernels, mask feature) as one cell."""
+
+    def __init__(self, network):
+        super().__init__(auto_prefix=False)  # the parameters keep the network's names
+        self.network = network
+
+    def construct(self, img):
+        return self.network.forward_train_outputs(img)
+
+
+class CompiledTrainOutputs(TrainOutputs):
+    """``TrainOutputs`` compiled into one graph (per input shape) inside the PyNative step."""
+
+    @ms.jit
+    def construct(self, img):
+        return self.network.forward_train_outputs(img)
+
+
 class TrainStep:
     """Callable on (img Tensor (B, 3, H, W), targets) → dict of float losses; updates the weights.
 
     Args:
         grad_clip: ``dict(max_norm=35, norm_type=2)`` or None.
         grad_reducer: averages gradients over data-parallel ranks (None: one process).
+        jit_network: compile the network's forward/backward (see the module docstring).
     """
 
-    def __init__(self, network, optimizer, grad_clip=None, grad_reducer=None):
+    def __init__(self, network, optimizer, grad_clip=None, grad_reducer=None, jit_network=False):
         self.network = network
+        self.outputs = CompiledTrainOutputs(network) if jit_network else TrainOutputs(network)
         self.optimizer = optimizer
         head = network.bbox_head
         self.loss_kwargs = dict(
@@ -55,7 +82,15 @@ class TrainStep:
         self.grad_fn = ms.value_and_grad(self.losses, None, optimizer.parameters, has_aux=True)
         # One compiled graph for reduce + clip + SGD: op by op over every parameter it costs
         # about as much as the backward pass of a small model.
-        self.apply_gradients = ms.jit(self._apply_gradients)
+        self._compiled_update = ms.jit(self._apply_gradients)
+
+    def apply_gradients(self, grads):
+        """Reduce, clip and apply ``grads`` (one per ``optimizer.parameters``).
+
+        ``ms.mutable``: a plain tuple of new tensors at every step made ``ms.jit`` compile the
+        graph again at every call (~2 s, and ~250 MB never freed).
+        """
+        return self._compiled_update(ms.mutable(tuple(grads)))
 
     def _apply_gradients(self, grads):
         if self.grad_reducer is not None:
@@ -66,7 +101,7 @@ class TrainStep:
 
     def losses(self, img, targets):
         """(total, loss_ins, loss_cate) for a batch; the total is what is differentiated."""
-        cate_preds, kernel_preds, mask_feat = self.network.forward_train_outputs(img)
+        cate_preds, kernel_preds, mask_feat = self.outputs(img)
         loss_ins, loss_cate = solov2_loss(cate_preds, kernel_preds, mask_feat, targets,
                                           **self.loss_kwargs)
         return loss_ins + loss_cate, loss_ins, loss_cate

@@ -76,15 +76,39 @@ def folder_category_ids(class_names, dataset=None):
     return [label + 1 for label in range(len(class_names))]
 
 
+def _read_images(image_dir, relative_paths, summary, log):
+    """[(relative path, BGR image)] of the readable files; the others are logged and recorded
+    in ``summary.skipped``."""
+    loaded = []
+    for relative_path in relative_paths:
+        try:
+            loaded.append((relative_path, read_image(os.path.join(image_dir, relative_path))))
+        except ImageReadError as err:
+            log(f"skipped: {err}")
+            summary.skipped.append(relative_path)
+    return loaded
+
+
+def _detect(model, images, batch_size):
+    """One result per image; ``batch_size`` > 1 feeds the network several images per call."""
+    if batch_size == 1:
+        return [inference_detector(model, image) for image in images]
+    return inference_detector(model, images, batch_size=batch_size)
+
+
 def run_folder(model, image_dir, out_dir, class_names, category_ids, score_thr=0.3,
-               recursive=False, log=_log_to_stderr):
+               recursive=False, log=_log_to_stderr, batch_size=1):
     """Detect, draw and record every image of ``image_dir``; returns a FolderRunSummary.
 
     Each image is drawn into ``out_dir`` under its relative path; ``out_dir/results.json``
     holds one record per instance scoring ``>= score_thr`` (see
     ``results.instances_to_file_records``; ``category_ids[label]`` gives its id). A file that
-    cannot be decoded is reported with ``log`` and skipped.
+    cannot be decoded is reported with ``log`` and skipped. ``batch_size`` images are read at a
+    time and those of the same padded size go through the network together
+    (``mmdet_ms.apis.inference_batch``).
     """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     image_dir, out_dir = os.fspath(image_dir), os.fspath(out_dir)
     if os.path.realpath(image_dir) == os.path.realpath(out_dir):
         raise ValueError(f"--out {out_dir} is the image folder: the drawings would overwrite "
@@ -95,23 +119,23 @@ def run_folder(model, image_dir, out_dir, class_names, category_ids, score_thr=0
             f"{'' if recursive else ' (use --recursive for sub-folders)'}")
     summary, records = FolderRunSummary(), []
     started = time.perf_counter()
-    for relative_path in tqdm(relative_paths, desc="images", unit="img"):
-        try:
-            image = read_image(os.path.join(image_dir, relative_path))
-        except ImageReadError as err:
-            log(f"skipped: {err}")
-            summary.skipped.append(relative_path)
-            continue
+    progress = tqdm(total=len(relative_paths), desc="images", unit="img")
+    for start in range(0, len(relative_paths), batch_size):
+        chunk = relative_paths[start:start + batch_size]
+        loaded = _read_images(image_dir, chunk, summary, log)
         model_started = time.perf_counter()
-        result = inference_detector(model, image)
+        results = _detect(model, [image for _, image in loaded], batch_size)
         summary.model_seconds += time.perf_counter() - model_started
-        result = result.select(result.scores >= score_thr)
-        write_image(os.path.join(out_dir, relative_path),
-                     draw_instances(image, result, class_names, score_thr))
-        records += instances_to_file_records(result, pathlib.PurePath(relative_path).as_posix(),
-                                             class_names, category_ids)
-        summary.images += 1
-        summary.detections += len(result)
+        for (relative_path, image), result in zip(loaded, results):
+            result = result.select(result.scores >= score_thr)
+            write_image(os.path.join(out_dir, relative_path),
+                        draw_instances(image, result, class_names, score_thr))
+            records += instances_to_file_records(result, pathlib.PurePath(relative_path).as_posix(),
+                                                 class_names, category_ids)
+            summary.images += 1
+            summary.detections += len(result)
+        progress.update(len(chunk))
+    progress.close()
     save_results(records, os.path.join(out_dir, RESULTS_FILE_NAME))
     summary.total_seconds = time.perf_counter() - started
     return summary
