@@ -2,7 +2,7 @@
 
     python tools/benchmark.py --config configs/solov2/solov2_r101_fpn_8gpu_3x.py \
         --checkpoint SOLOv2_R101_3x.ckpt --image demo.jpg [--runs 5] [--warmup 2] \
-        [--mode pynative graph] [--mindir solov2_r101.mindir]
+        [--mode pynative graph] [--mindir solov2_r101.mindir] [--torch-baseline SOLOv2_R101_3x.pth]
 
 For each mode, in a fresh process (so that memory figures are that mode's own): build the model,
 run the whole image ``--warmup`` times (graph mode compiles here), then ``--runs`` times each of
@@ -11,8 +11,11 @@ run the whole image ``--warmup`` times (graph mode compiles here), then ``--runs
   whole    read the file + preprocess + forward + post-process (``inference_detector``);
 and print their medians, the first forward call (graph: compilation included), the peak resident
 memory of the process (getrusage) and the peak numpy memory of one post-processing (tracemalloc),
-then the ratio of each mode's medians to PyNative's. The machine's load average is printed beside
-the figures: on a shared machine, compare runs taken at a similar load.
+then the ratio of each mode's medians to PyNative's. ``--torch-baseline ORIGINAL.pth`` also times,
+in the same run and on the same input, the original network's forward in PyTorch (the functional
+transcription of ``tools/original_forward.py``, which the tests check the port against) with the
+original checkpoint, and prints each mode's forward over it. The machine's load average is
+printed beside the figures: on a shared machine, compare runs taken at a similar load.
 
 Without --checkpoint the weights are random: timings of the network hold, but post-processing
 time depends on how many candidates pass the score threshold.
@@ -26,6 +29,8 @@ import statistics
 import sys
 import time
 import tracemalloc
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,6 +56,9 @@ def parse_args(argv=None):
                         help="modes to measure, in this order (default: pynative graph); "
                              "mindir needs --mindir")
     parser.add_argument("--mindir", help="MindIR file from tools/export.py, for --mode mindir")
+    parser.add_argument("--torch-baseline", metavar="ORIGINAL.pth",
+                        help="also time the original forward in PyTorch with this checkpoint "
+                             "(the one --checkpoint was converted from)")
     add_device_argument(parser)
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
@@ -59,7 +67,8 @@ def parse_args(argv=None):
     if "mindir" in args.mode and not args.mindir:
         parser.error("--mode mindir needs --mindir FILE")
     for what, path in (("config", args.config), ("image", args.image),
-                       ("checkpoint", args.checkpoint), ("MindIR", args.mindir)):
+                       ("checkpoint", args.checkpoint), ("MindIR", args.mindir),
+                       ("PyTorch checkpoint", args.torch_baseline)):
         if path and not os.path.isfile(path):
             parser.error(f"{what} file not found: {path}")
     return args
@@ -116,10 +125,36 @@ def measure_mode(args, mode):
         instances=len(results[0]), input_shape=tuple(batch.shape))
 
 
-def _measure_in_child(args, mode):
+def measure_torch_forward(args):
+    """The original forward in PyTorch on the port's preprocessed input. Run in this (parent)
+    process, which runs no MindSpore operation: in a multiprocessing child torch ran ~2x slower."""
+    import torch
+
+    from mmdet_ms.apis.inference import build_test_pipeline
+    from mmdet_ms.config import Config
+    from mmdet_ms.utils.checkpoint import read_torch_checkpoint
+    from tools.original_forward import torch_original_forward
+
+    cfg = Config.fromfile(args.config, args.cfg_options)
+    data = build_test_pipeline(cfg)({"img": args.image})
+    batch = data["img"][None].astype(np.float32)  # (1, 3, H, W), as preprocess() gives it
+    num_grids = cfg.model.bbox_head.num_grids
+    build_seconds, state = _seconds(lambda: {name: torch.from_numpy(value) for name, value
+                                             in read_torch_checkpoint(args.torch_baseline)[0].items()})
+    first_forward, _ = _seconds(lambda: torch_original_forward(state, batch, num_grids))
+    forward = [_seconds(lambda: torch_original_forward(state, batch, num_grids))[0]
+               for _ in range(args.warmup + args.runs)][args.warmup:]
+    nan = float("nan")
+    return dict(mode="torch", build=build_seconds, first_forward=first_forward,
+                forward=statistics.median(forward), post=nan, whole=nan,
+                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                post_numpy_peak_mib=nan, instances=-1, input_shape=tuple(batch.shape))
+
+
+def _measure_in_child(function, *args):
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
-        return pool.apply(measure_mode, (args, mode))
+        return pool.apply(function, args)
 
 
 def format_table(rows):
@@ -131,12 +166,15 @@ def format_table(rows):
         lines.append(f"{row['mode']:<9} {row['forward']:>9.3f} {row['post']:>7.3f} "
                      f"{row['whole']:>8.3f} {row['first_forward']:>9.2f} {row['build']:>7.2f} "
                      f"{row['peak_rss_mib']:>12.0f} {row['post_numpy_peak_mib']:>14.1f} "
-                     f"{row['instances']:>9d}")
+                     f"{row['instances'] if row['instances'] >= 0 else '-':>9}")
     base = next((row for row in rows if row["mode"] == "pynative"), None)
+    torch_row = next((row for row in rows if row["mode"] == "torch"), None)
     for row in rows:
-        if base is not None and row is not base:
+        if base is not None and row is not base and row is not torch_row:
             ratios = ", ".join(f"{stage} {row[stage] / base[stage]:.2f}" for stage in TIMED_STAGES)
             lines.append(f"{row['mode']}/pynative: {ratios}")
+        if torch_row is not None and row is not torch_row:
+            lines.append(f"{row['mode']}/torch: forward {row['forward'] / torch_row['forward']:.2f}")
     return "\n".join(lines)
 
 
@@ -154,7 +192,10 @@ def main(argv=None):
     try:
         for mode in args.mode:
             print(f"{mode}: measuring ({_load()})", flush=True)
-            rows.append(_measure_in_child(args, mode))
+            rows.append(_measure_in_child(measure_mode, args, mode))
+        if args.torch_baseline:
+            print(f"torch: measuring ({_load()})", flush=True)
+            rows.append(measure_torch_forward(args))
     except (FileNotFoundError, ValueError) as err:  # ConfigError, CheckpointError are ValueErrors
         print(f"benchmark.py: error: {err}", file=sys.stderr)
         return USAGE_ERROR

@@ -67,11 +67,14 @@ class ResNet(nn.Cell):
         frozen_stages: stages whose parameters get no gradient (0: the stem; i: stem + layer1..i).
         norm_eval: BN layers normalise with their running statistics in training too and do not
             update them (the original puts them in eval mode).
+        base_channels: width of the stem and of the first stage (64 in every original config;
+            stage i has ``base_channels * 2**i`` planes, as mmdetection 2's ResNet). Narrower
+            networks only make sense trained from scratch, as the CPU quick start does.
     """
 
     def __init__(self, depth, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                  style="pytorch", norm_cfg=None, norm_eval=True, dcn=None,
-                 stage_with_dcn=(False, False, False, False)):
+                 stage_with_dcn=(False, False, False, False), base_channels=64):
         super().__init__()
         if depth not in ARCH_SETTINGS:
             raise ConfigError(f"ResNet depth must be one of {sorted(ARCH_SETTINGS)}, got {depth}")
@@ -85,21 +88,21 @@ class ResNet(nn.Cell):
         norm_cfg = dict(norm_cfg or dict(type="BN", requires_grad=True))
         block, stage_blocks = ARCH_SETTINGS[depth]
         self.out_indices = tuple(out_indices)
-        self.conv1 = conv2d(3, 64, 7, 2, 3)
-        self.bn1 = build_norm(norm_cfg, 64, norm_eval)[1]
+        self.conv1 = conv2d(3, base_channels, 7, 2, 3)
+        self.bn1 = build_norm(norm_cfg, base_channels, norm_eval)[1]
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
-        in_channels = 64
+        in_channels = base_channels
         self.stage_names = []
         for i, num_blocks in enumerate(stage_blocks[:num_stages]):
-            planes = 64 * 2 ** i
+            planes = base_channels * 2 ** i
             stage = self._make_stage(block, in_channels, planes, num_blocks,
                                      stride=1 if i == 0 else 2, norm_cfg=norm_cfg,
                                      norm_eval=norm_eval)
             setattr(self, f"layer{i + 1}", stage)
             self.stage_names.append(f"layer{i + 1}")
             in_channels = planes * block.expansion
-        self.out_channels = [64 * 2 ** i * block.expansion for i in range(num_stages)]
+        self.out_channels = [base_channels * 2 ** i * block.expansion for i in range(num_stages)]
         self._freeze_stages(frozen_stages)
 
     @staticmethod
