@@ -1,6 +1,6 @@
 """A small synthetic COCO-format dataset of coloured shapes, to try training on a CPU in minutes.
 
-Each image holds 1-4 non-overlapping filled shapes (circle, rectangle, triangle: category ids
+Each image holds 2-6 non-overlapping filled shapes (circle, rectangle, triangle: category ids
 1, 2, 3) on a noisy, smoothly varying background. Every annotation is exact: the shape is first
 written as its annotation (a polygon for rectangles and triangles, a compressed RLE for circles),
 that annotation is decoded with pycocotools, and exactly the decoded pixels are painted. Boxes and
@@ -25,7 +25,7 @@ CATEGORIES = (
     dict(id=2, name="rectangle", supercategory="shape"),
     dict(id=3, name="triangle", supercategory="shape"),
 )
-_MAX_OBJECTS = 4
+_MIN_OBJECTS, _MAX_OBJECTS = 2, 6
 _PLACEMENT_TRIES = 50
 _GAP = 4  # px kept free between the boxes of two shapes
 
@@ -87,7 +87,7 @@ def draw_scene(rng, size):
     min_extent, max_extent = max(8, round(30 * size / 320)), max(12, round(150 * size / 320))
     canvas = _background(rng, size)
     objects = []
-    for _ in range(rng.integers(1, _MAX_OBJECTS + 1)):
+    for _ in range(rng.integers(_MIN_OBJECTS, _MAX_OBJECTS + 1)):
         category_id = int(rng.integers(1, len(CATEGORIES) + 1))
         outline = _outline(rng, category_id, rng.uniform(min_extent, max_extent))
         for _ in range(_PLACEMENT_TRIES):
