@@ -119,8 +119,11 @@ def test_list_images_filters_sorts_and_recurses(tmp_path):
         inference_loop.list_images(tmp_path / "nowhere")
 
 
-def _centre_square_detector(model, image):
-    """Stand-in for inference_detector: one instance of class 1 on the image's centre."""
+def _centre_square_detector(model, image, batch_size=1):
+    """Stand-in for inference_detector (one image, or a list of them): one instance of class 1
+    on the image's centre."""
+    if isinstance(image, list):
+        return [_centre_square_detector(model, one) for one in image]
     height, width = image.shape[:2]
     masks = np.zeros((2, height, width), bool)
     masks[0, height // 4:height // 2, width // 4:width // 2] = True

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import R101_CONFIG, parity_file
 from mmdet_ms.apis import init_detector
-from mmdet_ms.apis.inference import preprocess, run_network
-from mmdet_ms.apis.runners import RUN_MODES
+from mmdet_ms.apis.inference import preprocess
+from mmdet_ms.apis.runners import RUN_MODES, build_runner
 
 pytestmark = pytest.mark.slow
 NUM_GRIDS = (40, 36, 24, 16, 12)
@@ -27,16 +27,18 @@ def reference():
 
 @pytest.fixture(scope="module")
 def outputs_by_mode(r101_ckpt):
-    """mode → the port's metas, flat outputs and final result on the fixture image."""
+    """mode → the port's metas, flat outputs and final result on the fixture image; one model,
+    run op by op and compiled."""
+    model = init_detector(R101_CONFIG, r101_ckpt, device_target="CPU")
+    batch, img_meta = preprocess(model, parity_file("coffee.jpg"))
+    cate_before_nms = scores_before_points_nms(model, batch)  # the same in both modes
     outputs = {}
     for mode in RUN_MODES:
-        model = init_detector(R101_CONFIG, r101_ckpt, device_target="CPU", mode=mode)
-        batch, img_meta = preprocess(model, parity_file("coffee.jpg"))
-        cate_scores, kernels, mask_feat = run_network(model, batch)
+        cate_scores, kernels, mask_feat = build_runner(model, mode)(batch)
         result = model.postprocess(cate_scores, kernels, mask_feat, [img_meta])[0]
         outputs[mode] = dict(meta=img_meta, cate=cate_scores[0], kernels=kernels[0],
                              mask_feat=mask_feat[0], result=result,
-                             cate_before_nms=scores_before_points_nms(model, batch))
+                             cate_before_nms=cate_before_nms)
     return outputs
 
 

@@ -30,8 +30,6 @@ import sys
 import time
 import tracemalloc
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mmdet_ms  # noqa: E402,F401  (sets the environment first)
@@ -130,14 +128,13 @@ def measure_torch_forward(args):
     process, which runs no MindSpore operation: in a multiprocessing child torch ran ~2x slower."""
     import torch
 
-    from mmdet_ms.apis.inference import build_test_pipeline
+    from mmdet_ms.apis.inference import build_test_pipeline, prepare_input
     from mmdet_ms.config import Config
     from mmdet_ms.utils.checkpoint import read_torch_checkpoint
     from tools.original_forward import torch_original_forward
 
     cfg = Config.fromfile(args.config, args.cfg_options)
-    data = build_test_pipeline(cfg)({"img": args.image})
-    batch = data["img"][None].astype(np.float32)  # (1, 3, H, W), as preprocess() gives it
+    batch, _ = prepare_input(build_test_pipeline(cfg), args.image)
     num_grids = cfg.model.bbox_head.num_grids
     build_seconds, state = _seconds(lambda: {name: torch.from_numpy(value) for name, value
                                              in read_torch_checkpoint(args.torch_baseline)[0].items()})

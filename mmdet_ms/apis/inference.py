@@ -74,10 +74,16 @@ def init_mindir_detector(config, mindir_file, device_target=None, cfg_options=No
     return MindIRDetector(cfg, runner, classes, build_test_pipeline(cfg))
 
 
-def preprocess(model, img):
-    """An image (path or BGR array) → (input (1, 3, H, W) float32, img_meta)."""
-    data = model.test_pipeline({"img": img})
+def prepare_input(test_pipeline, img):
+    """An image (path or BGR array) through a test pipeline → (input (1, 3, H, W) float32,
+    img_meta)."""
+    data = test_pipeline({"img": img})
     return data["img"][None].astype(np.float32), data["img_meta"]
+
+
+def preprocess(model, img):
+    """``prepare_input`` with the model's test pipeline."""
+    return prepare_input(model.test_pipeline, img)
 
 
 def run_network(model, batch):

@@ -15,7 +15,7 @@ import mindspore.nn as nn
 import numpy as np
 from mindspore.train.mind_ir_pb2 import ModelProto
 
-from ..core.postprocess import get_seg_single
+from ..core.postprocess import get_seg_batch
 from ..registry import ConfigError
 from .runners import outputs_to_numpy
 
@@ -142,7 +142,5 @@ class MindIRDetector:
 
     def postprocess(self, cate_scores, kernels, mask_feat, img_metas):
         """numpy network outputs for a batch → one InstanceResult per image (as SOLOv2's)."""
-        return [get_seg_single(cate_scores[i], kernels[i], mask_feat[i], self.num_grids,
-                               self.strides, meta["img_shape"][:2], meta["ori_shape"][:2],
-                               self.test_cfg)
-                for i, meta in enumerate(img_metas)]
+        return get_seg_batch(cate_scores, kernels, mask_feat, self.num_grids, self.strides,
+                             img_metas, self.test_cfg)

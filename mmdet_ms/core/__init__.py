@@ -4,6 +4,6 @@
 hide the module of the same name.
 """
 from .instances import InstanceResult
-from .postprocess import get_seg_single, resize_bilinear
+from .postprocess import get_seg_batch, get_seg_single, resize_bilinear
 
-__all__ = ["InstanceResult", "get_seg_single", "resize_bilinear"]
+__all__ = ["InstanceResult", "get_seg_batch", "get_seg_single", "resize_bilinear"]

@@ -76,6 +76,14 @@ def get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides, img
     return InstanceResult(masks=final_masks, labels=cate_labels.astype(np.int64), scores=scores)
 
 
+def get_seg_batch(cate_scores, kernel_preds, mask_feat, num_grids, strides, img_metas, cfg):
+    """``get_seg_single`` for each image of a batch of network outputs (numpy, leading axis N);
+    ``img_metas``: one dict per image with ``img_shape`` and ``ori_shape``."""
+    return [get_seg_single(cate_scores[i], kernel_preds[i], mask_feat[i], num_grids, strides,
+                           meta["img_shape"][:2], meta["ori_shape"][:2], cfg)
+            for i, meta in enumerate(img_metas)]
+
+
 def resize_bilinear(image, size):
     """(h, w) float32 ``image`` resized to ``size`` = (H, W) as torch's
     ``F.interpolate(mode='bilinear', align_corners=False)`` does it: the same sampling positions and

@@ -89,13 +89,6 @@ def _read_images(image_dir, relative_paths, summary, log):
     return loaded
 
 
-def _detect(model, images, batch_size):
-    """One result per image; ``batch_size`` > 1 feeds the network several images per call."""
-    if batch_size == 1:
-        return [inference_detector(model, image) for image in images]
-    return inference_detector(model, images, batch_size=batch_size)
-
-
 def run_folder(model, image_dir, out_dir, class_names, category_ids, score_thr=0.3,
                recursive=False, log=_log_to_stderr, batch_size=1):
     """Detect, draw and record every image of ``image_dir``; returns a FolderRunSummary.
@@ -124,7 +117,7 @@ def run_folder(model, image_dir, out_dir, class_names, category_ids, score_thr=0
         chunk = relative_paths[start:start + batch_size]
         loaded = _read_images(image_dir, chunk, summary, log)
         model_started = time.perf_counter()
-        results = _detect(model, [image for _, image in loaded], batch_size)
+        results = inference_detector(model, [image for _, image in loaded], batch_size=batch_size)
         summary.model_seconds += time.perf_counter() - model_started
         for (relative_path, image), result in zip(loaded, results):
             result = result.select(result.scores >= score_thr)

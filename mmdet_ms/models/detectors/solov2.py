@@ -1,7 +1,7 @@
 """The SOLOv2 detector: ResNet → FPN → (SOLOv2 head, mask feature head)."""
 import mindspore.nn as nn
 
-from ...core.postprocess import get_seg_single
+from ...core.postprocess import get_seg_batch
 from ...registry import BACKBONES, DETECTORS, HEADS, NECKS, ConfigError
 
 
@@ -54,10 +54,5 @@ class SOLOv2(nn.Cell):
 
     def postprocess(self, cate_scores, kernels, mask_feat, img_metas):
         """numpy network outputs for a batch → one InstanceResult per image."""
-        results = []
-        for i, meta in enumerate(img_metas):
-            results.append(get_seg_single(
-                cate_scores[i], kernels[i], mask_feat[i], self.bbox_head.num_grids,
-                self.bbox_head.strides, meta["img_shape"][:2], meta["ori_shape"][:2],
-                self.test_cfg))
-        return results
+        return get_seg_batch(cate_scores, kernels, mask_feat, self.bbox_head.num_grids,
+                             self.bbox_head.strides, img_metas, self.test_cfg)
