@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from mmdet_ms.core.instances import InstanceResult
 from mmdet_ms.core.postprocess import get_seg_single, resize_bilinear
+from tools.original_forward import torch_original_get_seg_single
 
 TEST_CFG = dict(nms_pre=500, score_thr=0.1, mask_thr=0.5, update_thr=0.05, kernel="gaussian",
                 sigma=2.0, max_per_img=100)
@@ -141,77 +142,6 @@ def test_missing_config_key_and_wrong_shapes_are_errors():
 
 
 # ---------------------------------------------------------------- against the original, in torch
-def _torch_matrix_nms(seg_masks, cate_labels, cate_scores, kernel, sigma, sum_masks):
-    """The original's matrix_nms (mmdet/core/post_processing/matrix_nms.py), operation for operation."""
-    n_samples = len(cate_labels)
-    seg_masks = seg_masks.reshape(n_samples, -1).float()
-    inter_matrix = torch.mm(seg_masks, seg_masks.transpose(1, 0))
-    sum_masks_x = sum_masks.expand(n_samples, n_samples)
-    union_matrix = sum_masks_x + sum_masks_x.transpose(1, 0) - inter_matrix
-    iou_matrix = (inter_matrix / union_matrix).triu(diagonal=1)
-    cate_labels_x = cate_labels.expand(n_samples, n_samples)
-    label_matrix = (cate_labels_x == cate_labels_x.transpose(1, 0)).float().triu(diagonal=1)
-    compensate_iou, _ = (iou_matrix * label_matrix).max(0)
-    compensate_iou = compensate_iou.expand(n_samples, n_samples).transpose(1, 0)
-    decay_iou = iou_matrix * label_matrix
-    if kernel == "gaussian":
-        decay_matrix = torch.exp(-1 * sigma * (decay_iou ** 2))
-        compensate_matrix = torch.exp(-1 * sigma * (compensate_iou ** 2))
-        decay_coefficient, _ = (decay_matrix / compensate_matrix).min(0)
-    else:
-        decay_coefficient, _ = ((1 - decay_iou) / (1 - compensate_iou)).min(0)
-    return cate_scores * decay_coefficient
-
-
-def _torch_get_seg_single(cate_preds, kernel_preds, mask_feat, num_grids, strides, img_shape, ori_shape,
-                          cfg):
-    """The original SOLOv2Head.get_seg_single, step for step (None when nothing survives)."""
-    cate_preds, kernel_preds = torch.from_numpy(cate_preds), torch.from_numpy(kernel_preds)
-    seg_preds = torch.from_numpy(mask_feat)[None]
-    h, w = img_shape
-    upsampled_size_out = (mask_feat.shape[1] * 4, mask_feat.shape[2] * 4)
-    inds = cate_preds > cfg.score_thr
-    cate_scores = cate_preds[inds]
-    if len(cate_scores) == 0:
-        return None
-    inds = inds.nonzero()
-    cate_labels = inds[:, 1]
-    kernel_preds = kernel_preds[inds[:, 0]]
-    size_trans = cate_labels.new_tensor(num_grids).pow(2).cumsum(0)
-    cell_strides = kernel_preds.new_ones(size_trans[-1])
-    cell_strides[:size_trans[0]] *= strides[0]
-    for level in range(1, len(num_grids)):
-        cell_strides[size_trans[level - 1]:size_trans[level]] *= strides[level]
-    cell_strides = cell_strides[inds[:, 0]]
-    num_kernels, channels = kernel_preds.shape
-    seg_preds = F.conv2d(seg_preds, kernel_preds.view(num_kernels, channels, 1, 1), stride=1)
-    seg_preds = seg_preds.squeeze(0).sigmoid()
-    seg_masks = seg_preds > cfg.mask_thr
-    sum_masks = seg_masks.sum((1, 2)).float()
-    keep = sum_masks > cell_strides
-    if keep.sum() == 0:
-        return None
-    seg_masks, seg_preds, sum_masks = seg_masks[keep], seg_preds[keep], sum_masks[keep]
-    cate_scores, cate_labels = cate_scores[keep], cate_labels[keep]
-    cate_scores *= (seg_preds * seg_masks.float()).sum((1, 2)) / sum_masks
-    sort_inds = torch.argsort(cate_scores, descending=True)[:cfg.nms_pre]
-    seg_masks, seg_preds, sum_masks = seg_masks[sort_inds], seg_preds[sort_inds], sum_masks[sort_inds]
-    cate_scores, cate_labels = cate_scores[sort_inds], cate_labels[sort_inds]
-    cate_scores = _torch_matrix_nms(seg_masks, cate_labels, cate_scores, cfg.kernel, cfg.sigma,
-                                    sum_masks)
-    keep = cate_scores >= cfg.update_thr
-    if keep.sum() == 0:
-        return None
-    seg_preds, cate_scores, cate_labels = seg_preds[keep], cate_scores[keep], cate_labels[keep]
-    sort_inds = torch.argsort(cate_scores, descending=True)[:cfg.max_per_img]
-    seg_preds, cate_scores = seg_preds[sort_inds], cate_scores[sort_inds]
-    cate_labels = cate_labels[sort_inds]
-    seg_preds = F.interpolate(seg_preds.unsqueeze(0), size=upsampled_size_out, mode="bilinear",
-                              align_corners=False)[:, :, :h, :w]
-    seg_masks = F.interpolate(seg_preds, size=ori_shape, mode="bilinear", align_corners=False).squeeze(0)
-    return (seg_masks > cfg.mask_thr).numpy(), cate_labels.numpy(), cate_scores.numpy()
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("kernel", ["gaussian", "linear"])
 def test_matches_original_on_random_inputs(seed, kernel):
@@ -227,7 +157,7 @@ def test_matches_original_on_random_inputs(seed, kernel):
     kernel_preds[::3, 0] = -rng.uniform(2, 7, size=len(kernel_preds[::3]))
     cfg = SimpleNamespace(**_cfg(kernel=kernel, nms_pre=40, max_per_img=30, update_thr=0.2))
 
-    expected = _torch_get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides,
+    expected = torch_original_get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides,
                                      (45, 78), (30, 52), cfg)
     result = get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides, (45, 78),
                             (30, 52), cfg)
@@ -245,6 +175,7 @@ def test_matches_original_on_random_inputs(seed, kernel):
     ((7, 9), (13, 17)),       # up to odd sizes
     ((397, 611), (201, 299)),  # large odd sizes, where cv2.resize is off by ~1e-4
     ((3, 1), (1, 1)),
+    ((13, 17), (13, 17)),     # same size: the identity
 ])
 def test_resize_bilinear_matches_torch(in_size, out_size):
     image = np.random.default_rng(0).random(in_size, dtype=np.float32)
@@ -253,6 +184,14 @@ def test_resize_bilinear_matches_torch(in_size, out_size):
     resized = resize_bilinear(image, out_size)
     assert resized.dtype == np.float32
     np.testing.assert_allclose(resized, expected, rtol=0, atol=2e-7)
+
+
+def test_resize_bilinear_of_a_batch_equals_one_by_one():
+    images = np.random.default_rng(1).random((2, 3, 45, 78), dtype=np.float32)
+    resized = resize_bilinear(images, (31, 53))
+    assert resized.shape == (2, 3, 31, 53)
+    for index in np.ndindex(2, 3):
+        np.testing.assert_array_equal(resized[index], resize_bilinear(images[index], (31, 53)))
 
 
 def test_instance_boxes_from_masks():

@@ -12,9 +12,10 @@ run the whole image ``--warmup`` times (graph mode compiles here), then ``--runs
 and print their medians, the first forward call (graph: compilation included), the peak resident
 memory of the process (getrusage) and the peak numpy memory of one post-processing (tracemalloc),
 then the ratio of each mode's medians to PyNative's. ``--torch-baseline ORIGINAL.pth`` also times,
-in the same run and on the same input, the original network's forward in PyTorch (the functional
-transcription of ``tools/original_forward.py``, which the tests check the port against) with the
-original checkpoint, and prints each mode's forward over it. The machine's load average is
+in the same run and on the same image, the original SOLOv2 in PyTorch with the original checkpoint
+(the functional transcription of its forward and post-processing in ``tools/original_forward.py``,
+which the tests check the port against; the same preprocessing), and prints each mode's medians
+over it. The machine's load average is
 printed beside the figures: on a shared machine, compare runs taken at a similar load.
 
 Without --checkpoint the weights are random: timings of the network hold, but post-processing
@@ -123,29 +124,52 @@ def measure_mode(args, mode):
         instances=len(results[0]), input_shape=tuple(batch.shape))
 
 
-def measure_torch_forward(args):
-    """The original forward in PyTorch on the port's preprocessed input. Run in this (parent)
-    process, which runs no MindSpore operation: in a multiprocessing child torch ran ~2x slower."""
+def measure_torch(args):
+    """The original SOLOv2 in PyTorch, timed as ``measure_mode`` times a mode: the functional
+    transcription of its forward and its ``get_seg_single`` (tools/original_forward.py), on the
+    port's preprocessing of the image. Run in this (parent) process, which runs no MindSpore
+    operation: in a multiprocessing child torch ran ~2x slower."""
     import torch
 
     from mmdet_ms.apis.inference import build_test_pipeline, prepare_input
     from mmdet_ms.config import Config
     from mmdet_ms.utils.checkpoint import read_torch_checkpoint
-    from tools.original_forward import torch_original_forward
+    from tools.original_forward import torch_original_forward, torch_original_get_seg_single
 
     cfg = Config.fromfile(args.config, args.cfg_options)
-    batch, _ = prepare_input(build_test_pipeline(cfg), args.image)
-    num_grids = cfg.model.bbox_head.num_grids
+    pipeline = build_test_pipeline(cfg)
+    head = cfg.model.bbox_head
     build_seconds, state = _seconds(lambda: {name: torch.from_numpy(value) for name, value
                                              in read_torch_checkpoint(args.torch_baseline)[0].items()})
-    first_forward, _ = _seconds(lambda: torch_original_forward(state, batch, num_grids))
-    forward = [_seconds(lambda: torch_original_forward(state, batch, num_grids))[0]
-               for _ in range(args.warmup + args.runs)][args.warmup:]
-    nan = float("nan")
+
+    def forward(batch):
+        return torch_original_forward(state, batch, head.num_grids)
+
+    def post(outputs, img_meta):
+        return torch_original_get_seg_single(
+            outputs["scores"][0], outputs["kernels"][0], outputs["mask_feat"][0], head.num_grids,
+            head.strides, img_meta["img_shape"][:2], img_meta["ori_shape"][:2], cfg.test_cfg)
+
+    def whole():
+        batch, img_meta = prepare_input(pipeline, args.image)
+        return post(forward(batch), img_meta)
+
+    batch, img_meta = prepare_input(pipeline, args.image)
+    first_forward, outputs = _seconds(lambda: forward(batch))
+    for _ in range(args.warmup):
+        whole()
+    times = {stage: [] for stage in TIMED_STAGES}
+    for _ in range(args.runs):
+        seconds, outputs = _seconds(lambda: forward(batch))
+        times["forward"].append(seconds)
+        seconds, result = _seconds(lambda: post(outputs, img_meta))
+        times["post"].append(seconds)
+        times["whole"].append(_seconds(whole)[0])
     return dict(mode="torch", build=build_seconds, first_forward=first_forward,
-                forward=statistics.median(forward), post=nan, whole=nan,
+                **{stage: statistics.median(values) for stage, values in times.items()},
                 peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                post_numpy_peak_mib=nan, instances=-1, input_shape=tuple(batch.shape))
+                post_numpy_peak_mib=float("nan"), instances=len(result[1]) if result else 0,
+                input_shape=tuple(batch.shape))
 
 
 def _measure_in_child(function, *args):
@@ -163,7 +187,7 @@ def format_table(rows):
         lines.append(f"{row['mode']:<9} {row['forward']:>9.3f} {row['post']:>7.3f} "
                      f"{row['whole']:>8.3f} {row['first_forward']:>9.2f} {row['build']:>7.2f} "
                      f"{row['peak_rss_mib']:>12.0f} {row['post_numpy_peak_mib']:>14.1f} "
-                     f"{row['instances'] if row['instances'] >= 0 else '-':>9}")
+                     f"{row['instances']:>9}")
     base = next((row for row in rows if row["mode"] == "pynative"), None)
     torch_row = next((row for row in rows if row["mode"] == "torch"), None)
     for row in rows:
@@ -171,7 +195,8 @@ def format_table(rows):
             ratios = ", ".join(f"{stage} {row[stage] / base[stage]:.2f}" for stage in TIMED_STAGES)
             lines.append(f"{row['mode']}/pynative: {ratios}")
         if torch_row is not None and row is not torch_row:
-            lines.append(f"{row['mode']}/torch: forward {row['forward'] / torch_row['forward']:.2f}")
+            ratios = ", ".join(f"{stage} {row[stage] / torch_row[stage]:.2f}" for stage in TIMED_STAGES)
+            lines.append(f"{row['mode']}/torch: {ratios}")
     return "\n".join(lines)
 
 
@@ -192,7 +217,7 @@ def main(argv=None):
             rows.append(_measure_in_child(measure_mode, args, mode))
         if args.torch_baseline:
             print(f"torch: measuring ({_load()})", flush=True)
-            rows.append(measure_torch_forward(args))
+            rows.append(measure_torch(args))
     except (FileNotFoundError, ValueError) as err:  # ConfigError, CheckpointError are ValueErrors
         print(f"benchmark.py: error: {err}", file=sys.stderr)
         return USAGE_ERROR

@@ -16,6 +16,7 @@ import numpy as np
 from mindspore.train.mind_ir_pb2 import ModelProto
 
 from ..core.postprocess import get_seg_batch
+from ..models.layers import use_compiled_inference_form
 from ..registry import ConfigError
 from .runners import outputs_to_numpy
 
@@ -73,6 +74,7 @@ def export_mindir(model, path, size, batch_size=1):
     info = dict(input_shape=input_shape, num_grids=list(head.num_grids),
                 strides=list(head.strides), classes=list(getattr(model, "CLASSES", ()) or ()))
     example = ms.Tensor(np.zeros(input_shape, np.float32))
+    use_compiled_inference_form(model)
     ms.export(model, example, file_name=path, file_format="MINDIR", custom_func=_store_info(info))
     return path
 

@@ -3,6 +3,9 @@
 A numpy re-statement of the original ``SOLOv2Head.get_seg_single`` (WXinlong/SOLO), step for
 step, so that scores, labels and masks match the PyTorch code's.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from mmdet_ms.core.instances import InstanceResult
@@ -11,6 +14,7 @@ from mmdet_ms.core.matrix_nms import matrix_nms
 TEST_CFG_KEYS = ("nms_pre", "score_thr", "mask_thr", "update_thr", "kernel", "sigma", "max_per_img")
 MASK_FEAT_STRIDE = 4  # the mask feature is at 1/4 of the padded input
 MASK_CHUNK = 64  # cells whose soft masks are computed together
+RESIZE_THREADS = min(8, os.cpu_count() or 1)  # threads resizing the final masks
 
 
 def get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides, img_shape, ori_shape,
@@ -84,20 +88,23 @@ def get_seg_batch(cate_scores, kernel_preds, mask_feat, num_grids, strides, img_
             for i, meta in enumerate(img_metas)]
 
 
-def resize_bilinear(image, size):
-    """(h, w) float32 ``image`` resized to ``size`` = (H, W) as torch's
+def resize_bilinear(images, size):
+    """(..., h, w) float32 ``images`` resized to ``size`` = (H, W) as torch's
     ``F.interpolate(mode='bilinear', align_corners=False)`` does it: the same sampling positions and
     weights bit for bit, the values within 1 ulp (the order of the float32 operations differs).
+    A resize to the same size is the identity there (weights 1 and 0) and returns ``images``.
 
     cv2.resize(INTER_LINEAR) computes the sampling positions in double and differs from torch by
     up to ~1e-4 on large odd sizes, enough to flip thresholded mask pixels.
     """
-    rows0, rows1, row_weights1 = _linear_sampling(image.shape[0], size[0])
-    cols0, cols1, col_weights1 = _linear_sampling(image.shape[1], size[1])
-    along_cols = image[:, cols0] * (1 - col_weights1)  # (h, W)
-    along_cols += image[:, cols1] * col_weights1
-    resized = along_cols[rows0] * (1 - row_weights1)[:, None]  # (H, W)
-    resized += along_cols[rows1] * row_weights1[:, None]
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    rows0, rows1, row_weights1 = _linear_sampling(images.shape[-2], size[0])
+    cols0, cols1, col_weights1 = _linear_sampling(images.shape[-1], size[1])
+    along_cols = images[..., cols0] * (1 - col_weights1)  # (..., h, W)
+    along_cols += images[..., cols1] * col_weights1
+    resized = along_cols[..., rows0, :] * (1 - row_weights1)[:, None]  # (..., H, W)
+    resized += along_cols[..., rows1, :] * row_weights1[:, None]
     return resized
 
 
@@ -117,14 +124,19 @@ def _linear_sampling(in_size, out_size):
 
 def _masks_at_original_size(soft_masks, mask_inds, img_size, ori_size, mask_thr):
     """(N, H, W) bool: each chosen soft mask upsampled x4, cropped to the unpadded image, resized to
-    the original size and thresholded; one mask at a time to bound memory."""
+    the original size and thresholded. One mask at a time bounds memory; the masks are shared
+    among ``RESIZE_THREADS`` threads (numpy releases the GIL in these loops)."""
     feat_height, feat_width = soft_masks.shape[1:]
     upsampled_size = (feat_height * MASK_FEAT_STRIDE, feat_width * MASK_FEAT_STRIDE)
     final_masks = np.zeros((len(mask_inds), *ori_size), dtype=bool)
-    for index, mask_index in enumerate(mask_inds):
-        upsampled = resize_bilinear(soft_masks[mask_index], upsampled_size)
+
+    def finish(index):
+        upsampled = resize_bilinear(soft_masks[mask_inds[index]], upsampled_size)
         cropped = upsampled[:img_size[0], :img_size[1]]
         final_masks[index] = resize_bilinear(cropped, ori_size) > mask_thr
+
+    with ThreadPoolExecutor(RESIZE_THREADS) as pool:
+        list(pool.map(finish, range(len(mask_inds))))
     return final_masks
 
 

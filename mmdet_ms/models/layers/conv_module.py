@@ -8,6 +8,7 @@ import mindspore.nn as nn
 from mindspore.common.initializer import HeNormal
 
 from ...registry import ConfigError
+from .group_norm import GroupNorm
 
 _NORM_ATTRS = {"BN": "bn", "GN": "gn"}
 
@@ -22,7 +23,7 @@ def build_norm(norm_cfg, num_features, frozen_stats=False):
         norm = nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.9,
                               use_batch_statistics=False if frozen_stats else None)
     elif norm_type == "GN":
-        norm = nn.GroupNorm(norm_cfg.get("num_groups", 32), num_features, eps=1e-5)
+        norm = GroupNorm(norm_cfg.get("num_groups", 32), num_features, eps=1e-5)
     else:
         raise ConfigError(f"norm_cfg type must be 'BN' or 'GN', got {norm_type!r}")
     if not norm_cfg.get("requires_grad", True):
