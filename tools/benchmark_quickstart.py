@@ -29,6 +29,8 @@ def parse_args(argv=None):
     parser.add_argument("--config", default=CONFIG, help=f"config to train (default {CONFIG})")
     parser.add_argument("--num-train", type=int, default=200, help="training images (default 200)")
     parser.add_argument("--num-val", type=int, default=50, help="validation images (default 50)")
+    parser.add_argument("--size", type=int, default=320,
+                        help="image side in pixels (default 320; the config's scale must match)")
     parser.add_argument("--device_target", default=None, help="device (default: best available)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="overrides for train.py and valuation.py")
@@ -65,7 +67,7 @@ def main(argv=None):
     seconds = {
         "data": run_step("data", [python, "tools/make_synthetic_coco.py", "--out", data,
                                   "--num-train", str(args.num_train),
-                                  "--num-val", str(args.num_val)],
+                                  "--num-val", str(args.num_val), "--size", str(args.size)],
                          os.path.join(out, "make_data.log")),
         "train": run_step("train", [python, "train.py", "--config", args.config, "--work-dir",
                                     work, *device, *options], os.path.join(out, "train.log")),
