@@ -7,6 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from mmdet_ms.models.layers import GroupNorm, use_compiled_inference_form
+from mmdet_ms.utils.device import set_device
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pynative_cpu():
+    set_device("CPU", mode="pynative")
 
 
 def _torch_group_norm(x, gamma, beta, groups):

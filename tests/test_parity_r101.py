@@ -10,6 +10,7 @@ from conftest import R101_CONFIG, parity_file
 from mmdet_ms.apis import init_detector
 from mmdet_ms.apis.inference import preprocess
 from mmdet_ms.apis.runners import RUN_MODES, build_runner
+from mmdet_ms.models.layers import use_compiled_inference_form
 
 pytestmark = pytest.mark.slow
 NUM_GRIDS = (40, 36, 24, 16, 12)
@@ -33,13 +34,16 @@ def outputs_by_mode(r101_ckpt):
     model = init_detector(R101_CONFIG, r101_ckpt, device_target="CPU")
     batch, img_meta = preprocess(model, parity_file("coffee.jpg"))
     cate_before_nms = scores_before_points_nms(model, batch)  # the same in both modes
-    outputs = {}
-    for mode in (*RUN_MODES, "pynative_graph_form"):  # the graph runner switches the form
-        cate_scores, kernels, mask_feat = build_runner(model, mode.split("_")[0])(batch)
+
+    def run(mode):
+        cate_scores, kernels, mask_feat = build_runner(model, mode)(batch)
         result = model.postprocess(cate_scores, kernels, mask_feat, [img_meta])[0]
-        outputs[mode] = dict(meta=img_meta, cate=cate_scores[0], kernels=kernels[0],
-                             mask_feat=mask_feat[0], result=result,
-                             cate_before_nms=cate_before_nms)
+        return dict(meta=img_meta, cate=cate_scores[0], kernels=kernels[0],
+                    mask_feat=mask_feat[0], result=result, cate_before_nms=cate_before_nms)
+
+    outputs = {mode: run(mode) for mode in RUN_MODES}  # PyNative before the graph runner
+    use_compiled_inference_form(model)  # as the graph runner compiled it
+    outputs["pynative_graph_form"] = run("pynative")
     return outputs
 
 

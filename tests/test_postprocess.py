@@ -157,8 +157,8 @@ def test_matches_original_on_random_inputs(seed, kernel):
     kernel_preds[::3, 0] = -rng.uniform(2, 7, size=len(kernel_preds[::3]))
     cfg = SimpleNamespace(**_cfg(kernel=kernel, nms_pre=40, max_per_img=30, update_thr=0.2))
 
-    expected = torch_original_get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides,
-                                     (45, 78), (30, 52), cfg)
+    expected = torch_original_get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids,
+                                             strides, (45, 78), (30, 52), cfg)
     result = get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides, (45, 78),
                             (30, 52), cfg)
     expected_masks, expected_labels, expected_scores = expected

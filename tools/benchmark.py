@@ -15,8 +15,8 @@ then the ratio of each mode's medians to PyNative's. ``--torch-baseline ORIGINAL
 in the same run and on the same image, the original SOLOv2 in PyTorch with the original checkpoint
 (the functional transcription of its forward and post-processing in ``tools/original_forward.py``,
 which the tests check the port against; the same preprocessing), and prints each mode's medians
-over it. The machine's load average is
-printed beside the figures: on a shared machine, compare runs taken at a similar load.
+over it. The machine's load average is printed beside the figures: on a shared machine, compare
+runs taken at a similar load.
 
 Without --checkpoint the weights are random: timings of the network hold, but post-processing
 time depends on how many candidates pass the score threshold.
@@ -98,6 +98,24 @@ def _build(args, mode):
                          mode=mode)
 
 
+def _time_stages(args, batch, forward, post, whole):
+    """Time one runner: the first ``forward(batch)``, ``--warmup`` calls of ``whole()``, then
+    ``--runs`` rounds of forward, ``post(outputs)`` and whole. Returns (first forward seconds,
+    {stage: median seconds}, the last outputs, the last post-processing result)."""
+    first_forward, outputs = _seconds(lambda: forward(batch))
+    for _ in range(args.warmup):
+        whole()
+    times = {stage: [] for stage in TIMED_STAGES}
+    for _ in range(args.runs):
+        seconds, outputs = _seconds(lambda: forward(batch))
+        times["forward"].append(seconds)
+        seconds, result = _seconds(lambda: post(outputs))
+        times["post"].append(seconds)
+        times["whole"].append(_seconds(whole)[0])
+    medians = {stage: statistics.median(values) for stage, values in times.items()}
+    return first_forward, medians, outputs, result
+
+
 def measure_mode(args, mode):
     """The figures of one mode (run in a child process): medians in seconds, memory in MiB."""
     from mmdet_ms.apis import inference_detector
@@ -105,20 +123,13 @@ def measure_mode(args, mode):
 
     build_seconds, model = _seconds(lambda: _build(args, mode))
     batch, img_meta = preprocess(model, args.image)
-    first_forward, outputs = _seconds(lambda: model.network_runner(batch))
-    for _ in range(args.warmup):
-        inference_detector(model, args.image)
-    times = {stage: [] for stage in TIMED_STAGES}
-    for _ in range(args.runs):
-        seconds, outputs = _seconds(lambda: model.network_runner(batch))
-        times["forward"].append(seconds)
-        seconds, results = _seconds(lambda: model.postprocess(*outputs, [img_meta]))
-        times["post"].append(seconds)
-        times["whole"].append(_seconds(lambda: inference_detector(model, args.image))[0])
+    first_forward, medians, outputs, results = _time_stages(
+        args, batch, forward=model.network_runner,
+        post=lambda outputs: model.postprocess(*outputs, [img_meta]),
+        whole=lambda: inference_detector(model, args.image))
     post_numpy_peak = _peak_numpy_bytes(lambda: model.postprocess(*outputs, [img_meta]))
     return dict(
-        mode=mode, build=build_seconds, first_forward=first_forward,
-        **{stage: statistics.median(values) for stage, values in times.items()},
+        mode=mode, build=build_seconds, first_forward=first_forward, **medians,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         post_numpy_peak_mib=post_numpy_peak / 2 ** 20,
         instances=len(results[0]), input_shape=tuple(batch.shape))
@@ -142,31 +153,22 @@ def measure_torch(args):
     build_seconds, state = _seconds(lambda: {name: torch.from_numpy(value) for name, value
                                              in read_torch_checkpoint(args.torch_baseline)[0].items()})
 
-    def forward(batch):
-        return torch_original_forward(state, batch, head.num_grids)
-
     def post(outputs, img_meta):
         return torch_original_get_seg_single(
             outputs["scores"][0], outputs["kernels"][0], outputs["mask_feat"][0], head.num_grids,
             head.strides, img_meta["img_shape"][:2], img_meta["ori_shape"][:2], cfg.test_cfg)
+
+    def forward(batch):
+        return torch_original_forward(state, batch, head.num_grids)
 
     def whole():
         batch, img_meta = prepare_input(pipeline, args.image)
         return post(forward(batch), img_meta)
 
     batch, img_meta = prepare_input(pipeline, args.image)
-    first_forward, outputs = _seconds(lambda: forward(batch))
-    for _ in range(args.warmup):
-        whole()
-    times = {stage: [] for stage in TIMED_STAGES}
-    for _ in range(args.runs):
-        seconds, outputs = _seconds(lambda: forward(batch))
-        times["forward"].append(seconds)
-        seconds, result = _seconds(lambda: post(outputs, img_meta))
-        times["post"].append(seconds)
-        times["whole"].append(_seconds(whole)[0])
-    return dict(mode="torch", build=build_seconds, first_forward=first_forward,
-                **{stage: statistics.median(values) for stage, values in times.items()},
+    first_forward, medians, _, result = _time_stages(
+        args, batch, forward=forward, post=lambda outputs: post(outputs, img_meta), whole=whole)
+    return dict(mode="torch", build=build_seconds, first_forward=first_forward, **medians,
                 peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 post_numpy_peak_mib=float("nan"), instances=len(result[1]) if result else 0,
                 input_shape=tuple(batch.shape))

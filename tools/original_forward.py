@@ -185,10 +185,11 @@ def torch_original_get_seg_single(cate_preds, kernel_preds, mask_feat, num_grids
     cate_scores, cate_labels = cate_scores[keep], cate_labels[keep]
     cate_scores *= (seg_preds * seg_masks.float()).sum((1, 2)) / sum_masks
     sort_inds = torch.argsort(cate_scores, descending=True)[:cfg.nms_pre]
-    seg_masks, seg_preds, sum_masks = seg_masks[sort_inds], seg_preds[sort_inds], sum_masks[sort_inds]
-    cate_scores, cate_labels = cate_scores[sort_inds], cate_labels[sort_inds]
+    seg_masks, seg_preds = seg_masks[sort_inds], seg_preds[sort_inds]
+    sum_masks, cate_scores, cate_labels = (sum_masks[sort_inds], cate_scores[sort_inds],
+                                           cate_labels[sort_inds])
     cate_scores = torch_matrix_nms(seg_masks, cate_labels, cate_scores, cfg.kernel, cfg.sigma,
-                                    sum_masks)
+                                   sum_masks)
     keep = cate_scores >= cfg.update_thr
     if keep.sum() == 0:
         return None
@@ -198,5 +199,6 @@ def torch_original_get_seg_single(cate_preds, kernel_preds, mask_feat, num_grids
     cate_labels = cate_labels[sort_inds]
     seg_preds = F.interpolate(seg_preds.unsqueeze(0), size=upsampled_size_out, mode="bilinear",
                               align_corners=False)[:, :, :h, :w]
-    seg_masks = F.interpolate(seg_preds, size=ori_shape, mode="bilinear", align_corners=False).squeeze(0)
+    seg_masks = F.interpolate(seg_preds, size=ori_shape, mode="bilinear",
+                              align_corners=False).squeeze(0)
     return (seg_masks > cfg.mask_thr).numpy(), cate_labels.numpy(), cate_scores.numpy()

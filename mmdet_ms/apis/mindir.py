@@ -62,7 +62,8 @@ def _store_info(info):
 
 def export_mindir(model, path, size, batch_size=1):
     """Write ``model``'s network (a SOLOv2 cell in eval mode) as MindIR for input
-    (batch_size, 3, H, W) with ``size`` = (H, W), both multiples of 32. Returns ``path``."""
+    (batch_size, 3, H, W) with ``size`` = (H, W), both multiples of 32. Returns ``path``.
+    ``model``'s GroupNorms are left in their compiled inference form, as in graph mode."""
     if not path.endswith(".mindir"):
         raise ValueError(f"{path}: a MindIR file name must end with .mindir")
     height, width = (int(side) for side in size)

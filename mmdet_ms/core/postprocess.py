@@ -3,6 +3,7 @@
 A numpy re-statement of the original ``SOLOv2Head.get_seg_single`` (WXinlong/SOLO), step for
 step, so that scores, labels and masks match the PyTorch code's.
 """
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -108,8 +109,10 @@ def resize_bilinear(images, size):
     return resized
 
 
+@functools.lru_cache(maxsize=16)
 def _linear_sampling(in_size, out_size):
-    """Source indices (i0, i1) and the weight of i1 for each output index, torch's formula."""
+    """Source indices (i0, i1) and the weight of i1 for each output index, torch's formula.
+    Cached: every mask of an image is resized between the same sizes (read-only arrays)."""
     scale = np.float32(in_size) / np.float32(out_size)
     # torch's compiled kernels (CPU with FMA, CUDA) fuse ``scale * (i + 0.5) - 0.5`` into one
     # multiply-add rounded once; the float64 product of a float32 and i + 0.5 is exact, so rounding
@@ -119,6 +122,8 @@ def _linear_sampling(in_size, out_size):
     index0 = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
     weight1 = np.clip(source - index0.astype(np.float32), 0, 1).astype(np.float32)
     index1 = np.minimum(index0 + 1, in_size - 1)
+    for array in (index0, index1, weight1):
+        array.setflags(write=False)
     return index0, index1, weight1
 
 

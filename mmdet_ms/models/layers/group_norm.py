@@ -31,7 +31,8 @@ class GroupNorm(nn.GroupNorm):
     def _normalize_by_batch_norm(self, x):
         n, channels, height, width = x.shape
         groups = n * self.num_groups
-        rows = channels // self.num_groups * height  # rows of W values in one group
+        per_group = channels // self.num_groups
+        rows = per_group * height  # rows of W values in one group
         count = rows * width
         ones_w = ops.ones((width, 1), x.dtype)
         ones_rows = ops.ones((rows, 1), x.dtype)
@@ -41,7 +42,6 @@ class GroupNorm(nn.GroupNorm):
         mean_sq = ops.matmul(ops.matmul(ops.square(flat), ones_w).reshape(groups, rows),
                              ones_rows) / count  # (N*G, 1)
         var = ops.relu(mean_sq - ops.square(mean))
-        per_group = channels // self.num_groups
         channel_mean = ops.tile(mean, (1, per_group)).reshape(-1)  # (N*C,)
         channel_var = ops.tile(var, (1, per_group)).reshape(-1)
         gamma = ops.tile(self.gamma.astype(x.dtype), (n,))
