@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mmdet_ms.core.targets import solov2_targets_single
-from mmdet_ms.models.heads.solov2_loss import solov2_loss
+from mmdet_ms.models.heads.solov2_loss import as_tensors, pack_targets, positive_slots, solov2_loss
 from mmdet_ms.models.losses import dice_loss, sigmoid_focal_loss
 from mmdet_ms.utils.device import set_device
 
@@ -142,12 +142,13 @@ def image_targets(rng, num_instances):
     return solov2_targets_single(boxes, labels, masks, FEAT_SIZE, SCALE_RANGES, NUM_GRIDS)
 
 
-def mindspore_loss_and_grads(cate_preds, kernel_preds, mask_feat, targets):
+def mindspore_loss_and_grads(cate_preds, kernel_preds, mask_feat, targets, round_to_power_of_two=True):
     num_levels = len(cate_preds)
+    packed = as_tensors(pack_targets(targets, round_to_power_of_two))
 
     def total_loss(*inputs):
         loss_ins, loss_cate = solov2_loss(list(inputs[:num_levels]), list(inputs[num_levels:2 * num_levels]),
-                                          inputs[-1], targets, NUM_CLASSES_OUT)
+                                          inputs[-1], packed, NUM_CLASSES_OUT)
         return loss_ins + loss_cate, loss_ins, loss_cate
 
     inputs = [ms.Tensor(a) for a in cate_preds + kernel_preds + [mask_feat]]
@@ -165,7 +166,8 @@ def torch_loss_and_grads(cate_preds, kernel_preds, mask_feat, targets):
     return loss_ins.item(), loss_cate.item(), [t.grad.numpy() for t in inputs]
 
 
-def test_solov2_loss_and_gradients_match_torch_transcription():
+@pytest.mark.parametrize("round_to_power_of_two", [True, False], ids=["padded", "exact"])
+def test_solov2_loss_and_gradients_match_torch_transcription(round_to_power_of_two):
     rng = np.random.default_rng(4)
     cate_preds, kernel_preds, mask_feat, targets = random_batch(rng, [5, 4])
     grid_orders = [t.grid_order for image in targets for t in image]
@@ -173,7 +175,8 @@ def test_solov2_loss_and_gradients_match_torch_transcription():
     assert any(len(g) == 0 for g in grid_orders)  # an (image, level) without positives
     assert any(len(g) != len(set(g.tolist())) for g in grid_orders), "want a duplicated cell"
 
-    loss_ins, loss_cate, grads = mindspore_loss_and_grads(cate_preds, kernel_preds, mask_feat, targets)
+    loss_ins, loss_cate, grads = mindspore_loss_and_grads(cate_preds, kernel_preds, mask_feat, targets,
+                                                          round_to_power_of_two)
     ref_ins, ref_cate, ref_grads = torch_loss_and_grads(cate_preds, kernel_preds, mask_feat, targets)
     np.testing.assert_allclose(loss_ins, ref_ins, rtol=1e-5)
     np.testing.assert_allclose(loss_cate, ref_cate, rtol=1e-5)
@@ -201,4 +204,31 @@ def test_solov2_loss_rejects_wrong_class_count():
     cate_preds, kernel_preds, mask_feat, targets = random_batch(rng, [2])
     with pytest.raises(ValueError, match="num_classes_out"):
         solov2_loss([ms.Tensor(a) for a in cate_preds], [ms.Tensor(a) for a in kernel_preds], ms.Tensor(mask_feat),
-                    targets, NUM_CLASSES_OUT + 1)
+                    as_tensors(pack_targets(targets)), NUM_CLASSES_OUT + 1)
+
+
+def test_pack_targets_lays_out_cells_positives_and_padding():
+    rng = np.random.default_rng(6)
+    _, _, _, targets = random_batch(rng, [3, 1])
+    packed = pack_targets(targets)
+    counts = [sum(len(t.grid_order) for t in image) for image in targets]
+    assert packed.pos_cells.shape[1] == 16 >= max(counts)  # the smallest power-of-two slot count
+    assert pack_targets(targets, round_to_power_of_two=False).pos_cells.shape[1] == max(counts)
+    offsets = np.cumsum([0] + [s * s for s in NUM_GRIDS[:-1]])
+    for img, image in enumerate(targets):
+        expected_cells = np.concatenate([t.grid_order + offset for t, offset in zip(image, offsets)])
+        np.testing.assert_array_equal(packed.pos_cells[img, :counts[img]], expected_cells)
+        np.testing.assert_array_equal(packed.mask_targets[img, :counts[img]],
+                                      np.concatenate([t.ins_labels for t in image]))
+        assert packed.pos_valid[img].sum() == counts[img] and packed.pos_valid[img, :counts[img]].all()
+        assert not packed.mask_targets[img, counts[img]:].any() and not packed.pos_cells[img, counts[img]:].any()
+    expected_labels = np.concatenate([image[level].cate_labels.reshape(-1)
+                                      for level in range(len(NUM_GRIDS)) for image in targets])
+    np.testing.assert_array_equal(packed.cate_labels, expected_labels)
+    assert packed.num_pos == sum(t.ins_ind_labels.sum() for image in targets for t in image)
+
+
+@pytest.mark.parametrize("count,slots", [(0, 16), (1, 16), (16, 16), (17, 32), (100, 128)])
+def test_positive_slots_are_powers_of_two_from_16(count, slots):
+    assert positive_slots(count) == slots
+    assert positive_slots(count, round_to_power_of_two=False) == max(count, 1)

@@ -57,7 +57,7 @@ def tiny_options(data_dir, **overrides):
         "lr_config.warmup_iters": 2,
         "lr_config.step": [1],
         "total_epochs": 2,
-        "jit_network": False,
+        "jit_train_step": False,
         "log_config.interval": 1,
         "checkpoint_config.interval": 1,
     }
@@ -107,6 +107,21 @@ def test_a_few_steps_on_one_batch_lower_the_loss(data_dir):
     losses = take_steps(network, step, batch, 12)
     assert all(math.isfinite(loss) for loss in losses)
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_compiled_step_gives_the_losses_and_gradients_of_the_op_by_op_step(data_dir):
+    network, step, batch = build_parts(tiny_config(data_dir))
+    compiled = TrainStep(network, step.optimizer, jit_step=True)
+    targets = batch_targets(network.bbox_head, batch)
+    img = ms.Tensor(batch["img"])
+    values, grads = step.gradients(img, targets)
+    compiled_values, compiled_grads = compiled.gradients(img, targets)
+    for name, value in values.items():
+        assert compiled_values[name] == pytest.approx(value, rel=1e-5), name
+    for param, grad, compiled_grad in zip(step.optimizer.parameters, grads, compiled_grads):
+        grad, compiled_grad = grad.asnumpy(), compiled_grad.asnumpy()
+        assert np.abs(compiled_grad - grad).max() <= 1e-4 * max(np.abs(grad).max(), 1e-8), param.name
+    assert sum(float(np.abs(g.asnumpy()).max()) > 0 for g in grads) > len(grads) // 2
 
 
 def test_a_new_learning_rate_reaches_the_compiled_update(data_dir):

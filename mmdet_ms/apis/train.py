@@ -100,7 +100,7 @@ def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_re
                     if world_size > 1 else None)
     grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
     step = TrainStep(network, optimizer, grad_clip, grad_reducer,
-                     jit_network=cfg.get("jit_network", False))
+                     jit_step=cfg.get("jit_train_step", False))
     lr_cfg = dict(cfg.lr_config)
     schedule = StepLrSchedule(lr, **lr_cfg)
     meta = dict(CLASSES=list(dataset.CLASSES), config=os.path.basename(cfg.filename or ""),

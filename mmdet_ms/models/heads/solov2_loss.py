@@ -1,16 +1,77 @@
 """SOLOv2's training losses from the head's outputs and the targets of `mmdet_ms.core.targets`.
 
-Follows `SOLOv2Head.loss` of the original: a plain Python loop over levels and images (PyNative),
-since the number of positive cells changes with every batch.
+The losses of `SOLOv2Head.loss` in the original, on targets packed into arrays of fixed shapes
+(`pack_targets`): the positive cells of each image are padded to a common count and masked out of
+the mean. Fixed shapes let the whole training step (network, losses, backward) compile into one
+graph, which a plain loop over a varying number of positives does not allow; the padded entries
+add nothing to the losses and nothing to the gradients.
 """
+from collections import namedtuple
+
 import mindspore as ms
 import numpy as np
 from mindspore import ops
 
 from ..losses import dice_loss, sigmoid_focal_loss
 
+PackedTargets = namedtuple("PackedTargets", ["cate_labels", "num_pos", "pos_cells", "pos_valid",
+                                             "mask_targets"])
+PackedTargets.__doc__ = """A batch's targets in fixed shapes, B images, P positive slots per image.
 
-def solov2_loss(cate_preds, kernel_preds, mask_feat, targets_per_image, num_classes_out,
+cate_labels: (Σ_l B*S_l²,) int32, 0 = background; cells level-major, then image, then row-major
+    (the order of the original's flattened category predictions).
+num_pos: () float32, the number of positive cells of the batch (the focal loss divides by it + 1).
+pos_cells: (B, P) int32, the cell of each positive among the image's Σ_l S_l² cells (levels
+    concatenated, row-major within a level); duplicates possible, as in the original.
+pos_valid: (B, P) float32, 1 for a positive, 0 for padding.
+mask_targets: (B, P, Hf, Wf) uint8, the mask each positive must predict (zeros for padding).
+"""
+
+MIN_POSITIVE_SLOTS = 16
+
+
+def positive_slots(count, round_to_power_of_two=True):
+    """Slots P for ``count`` positives: the next power of two (>= 16), so that a compiled step
+    sees only a few distinct shapes; ``count`` itself (at least 1) otherwise."""
+    if not round_to_power_of_two:
+        return max(count, 1)
+    return max(MIN_POSITIVE_SLOTS, 1 << max(count - 1, 0).bit_length())
+
+
+def pack_targets(targets_per_image, round_to_power_of_two=True):
+    """Per-image lists of `LevelTargets` (one per level) → `PackedTargets` of numpy arrays."""
+    num_levels = len(targets_per_image[0])
+    level_cells = [image_target.cate_labels.size for image_target in targets_per_image[0]]
+    level_offsets = np.cumsum([0] + level_cells[:-1])
+    feat_size = targets_per_image[0][0].ins_labels.shape[1:]
+    cate_labels = np.concatenate([image_targets[level].cate_labels.reshape(-1)
+                                  for level in range(num_levels)
+                                  for image_targets in targets_per_image]).astype(np.int32)
+    cells = [np.concatenate([level_targets.grid_order + offset
+                             for level_targets, offset in zip(image_targets, level_offsets)])
+             for image_targets in targets_per_image]
+    slots = positive_slots(max(len(image_cells) for image_cells in cells), round_to_power_of_two)
+    batch = len(targets_per_image)
+    pos_cells = np.zeros((batch, slots), np.int32)
+    pos_valid = np.zeros((batch, slots), np.float32)
+    mask_targets = np.zeros((batch, slots) + tuple(feat_size), np.uint8)
+    for img, (image_targets, image_cells) in enumerate(zip(targets_per_image, cells)):
+        count = len(image_cells)
+        pos_cells[img, :count] = image_cells
+        pos_valid[img, :count] = 1
+        if count:
+            mask_targets[img, :count] = np.concatenate([t.ins_labels for t in image_targets])
+    num_pos = sum(int(t.ins_ind_labels.sum()) for image_targets in targets_per_image
+                  for t in image_targets)
+    return PackedTargets(cate_labels, np.float32(num_pos), pos_cells, pos_valid, mask_targets)
+
+
+def as_tensors(targets):
+    """`PackedTargets` of numpy arrays → of Tensors (the form `solov2_loss` takes)."""
+    return PackedTargets(*(ms.Tensor(array) for array in targets))
+
+
+def solov2_loss(cate_preds, kernel_preds, mask_feat, targets, num_classes_out,
                 ins_loss_weight=3.0, cate_loss_weight=1.0, focal_gamma=2.0, focal_alpha=0.25):
     """Mask (dice) and category (focal) losses of a batch.
 
@@ -18,85 +79,70 @@ def solov2_loss(cate_preds, kernel_preds, mask_feat, targets_per_image, num_clas
         cate_preds: list over levels of (B, C, S, S) raw category logits, C = num_classes_out.
         kernel_preds: list over levels of (B, E, S, S) dynamic kernels.
         mask_feat: (B, E, Hf, Wf) mask feature.
-        targets_per_image: list over the B images of the list over levels of `LevelTargets`.
+        targets: `PackedTargets` of Tensors (`as_tensors(pack_targets(...))`), or a plain tuple
+            of them in that order (what a compiled graph takes: namedtuples do not enter graphs).
         num_classes_out: C, the number of category channels (the original's num_classes - 1).
 
     Returns:
         (loss_ins, loss_cate) scalar Tensors.
     """
-    _check_inputs(cate_preds, kernel_preds, mask_feat, targets_per_image, num_classes_out)
-    loss_ins = ins_loss_weight * _mask_loss(kernel_preds, mask_feat, targets_per_image)
-    loss_cate = cate_loss_weight * _category_loss(cate_preds, targets_per_image, num_classes_out,
+    cate_labels, num_pos, pos_cells, pos_valid, mask_targets = targets
+    _check_shapes(cate_preds, kernel_preds, mask_feat, cate_labels, mask_targets, num_classes_out)
+    loss_ins = ins_loss_weight * _mask_loss(kernel_preds, mask_feat, pos_cells, pos_valid, mask_targets)
+    loss_cate = cate_loss_weight * _category_loss(cate_preds, cate_labels, num_pos, num_classes_out,
                                                   focal_gamma, focal_alpha)
     return loss_ins, loss_cate
 
 
-def _check_inputs(cate_preds, kernel_preds, mask_feat, targets_per_image, num_classes_out):
-    num_levels, batch = len(cate_preds), mask_feat.shape[0]
-    if len(kernel_preds) != num_levels:
-        raise ValueError(f"cate_preds has {num_levels} levels but kernel_preds has {len(kernel_preds)}")
-    if len(targets_per_image) != batch:
-        raise ValueError(f"targets_per_image has {len(targets_per_image)} images but mask_feat has {batch}")
-    for img, image_targets in enumerate(targets_per_image):
-        if len(image_targets) != num_levels:
-            raise ValueError(f"targets of image {img} have {len(image_targets)} levels, the head {num_levels}")
-    for level, cate_pred in enumerate(cate_preds):
+def _check_shapes(cate_preds, kernel_preds, mask_feat, cate_labels, mask_targets, num_classes_out):
+    batch, channels, feat_h, feat_w = mask_feat.shape
+    if len(kernel_preds) != len(cate_preds):
+        raise ValueError(f"cate_preds has {len(cate_preds)} levels but kernel_preds has {len(kernel_preds)}")
+    for level, (cate_pred, kernel_pred) in enumerate(zip(cate_preds, kernel_preds)):
         if cate_pred.shape[1] != num_classes_out:
             raise ValueError(f"cate_preds[{level}] has {cate_pred.shape[1]} channels, "
                              f"expected num_classes_out={num_classes_out}")
-        if kernel_preds[level].shape[1] != mask_feat.shape[1]:
-            raise ValueError(f"kernel_preds[{level}] has {kernel_preds[level].shape[1]} channels but "
-                             f"mask_feat has {mask_feat.shape[1]}")
+        if kernel_pred.shape[1] != channels:
+            raise ValueError(f"kernel_preds[{level}] has {kernel_pred.shape[1]} channels but "
+                             f"mask_feat has {channels}")
+    num_cells = sum(cate_pred.shape[0] * cate_pred.shape[2] * cate_pred.shape[3] for cate_pred in cate_preds)
+    if tuple(cate_labels.shape) != (num_cells,):
+        raise ValueError(f"cate_labels has shape {tuple(cate_labels.shape)}, the head "
+                         f"has {num_cells} cells in the batch")
+    mask_shape = tuple(mask_targets.shape)
+    if len(mask_shape) != 4 or mask_shape[0] != batch or mask_shape[2:] != (feat_h, feat_w):
+        raise ValueError(f"mask_targets has shape {mask_shape}, expected "
+                         f"({batch}, P, {feat_h}, {feat_w})")
 
 
-def _as_numpy(array):
-    return array.asnumpy() if isinstance(array, ms.Tensor) else np.asarray(array)
+def _mask_loss(kernel_preds, mask_feat, pos_cells, pos_valid, mask_targets):
+    """Dice loss averaged over every positive of every level and image (duplicated cells included).
 
-
-def _dynamic_masks(kernel_pred, mask_feat, grid_order):
-    """Mask logits of one image's positive cells: the 1x1 convolution of the mask feature by
-    the kernels at `grid_order`, written as a matmul.
-
-    kernel_pred: (E, S, S); mask_feat: (E, Hf, Wf); grid_order: (n_pos,) → (n_pos, Hf, Wf).
+    The dynamic masks are the 1x1 convolution of the mask feature by the kernels at the positive
+    cells, written as one batched matmul.
     """
-    channels, feat_h, feat_w = mask_feat.shape
-    kernels = ops.gather(kernel_pred.reshape(channels, -1), ms.Tensor(grid_order, ms.int32), 1)  # (E, n_pos)
-    masks = ops.matmul(kernels.transpose(1, 0), mask_feat.reshape(channels, -1))  # (n_pos, Hf*Wf)
-    return masks.reshape(-1, feat_h, feat_w)
+    batch, channels, feat_h, feat_w = mask_feat.shape
+    kernels = ops.cat([kernel_pred.reshape(batch, channels, -1) for kernel_pred in kernel_preds],
+                      axis=2)  # (B, E, Σ S²)
+    num_cells, slots = kernels.shape[2], pos_cells.shape[1]
+    flat_cells = pos_cells + ops.arange(batch, dtype=pos_cells.dtype).reshape(-1, 1) * num_cells
+    pos_kernels = ops.gather(kernels.transpose(0, 2, 1).reshape(batch * num_cells, channels),
+                             flat_cells.reshape(-1), 0).reshape(batch, slots, channels)  # (B, P, E)
+    mask_logits = ops.bmm(pos_kernels, mask_feat.reshape(batch, channels, -1))  # (B, P, Hf*Wf)
+    dice = dice_loss(ops.sigmoid(mask_logits.reshape(batch * slots, feat_h, feat_w)),
+                     mask_targets.reshape(batch * slots, feat_h, feat_w))  # (B*P,)
+    valid = pos_valid.reshape(-1)
+    # Without any positive the original crashes on an empty cat; here the loss is 0 with zero
+    # gradients.
+    return (dice * valid).sum() / ops.maximum(valid.sum(), 1.0)
 
 
-def _mask_loss(kernel_preds, mask_feat, targets_per_image):
-    """Dice loss averaged over every target of every level and image (duplicated cells included)."""
-    dice_per_level = []
-    for level, kernel_pred in enumerate(kernel_preds):
-        mask_logits, mask_targets = [], []
-        for img, image_targets in enumerate(targets_per_image):
-            grid_order = _as_numpy(image_targets[level].grid_order)
-            if grid_order.size == 0:
-                continue
-            mask_logits.append(_dynamic_masks(kernel_pred[img], mask_feat[img], grid_order))
-            mask_targets.append(_as_numpy(image_targets[level].ins_labels))
-        if mask_logits:
-            targets = ms.Tensor(np.concatenate(mask_targets), ms.float32)
-            dice_per_level.append(dice_loss(ops.sigmoid(ops.cat(mask_logits)), targets))
-    if not dice_per_level:
-        # The original crashes on an empty cat here. A zero still tied to the mask feature and
-        # the kernels keeps the loss differentiable (zero gradients) for a batch without positives.
-        return 0.0 * (mask_feat.sum() + sum(kernel_pred.sum() for kernel_pred in kernel_preds))
-    return ops.cat(dice_per_level).mean()
-
-
-def _category_loss(cate_preds, targets_per_image, num_classes_out, gamma, alpha):
+def _category_loss(cate_preds, cate_labels, num_pos, num_classes_out, gamma, alpha):
     """Focal loss over all cells and classes / (number of positive cells + 1).
 
     Cells are ordered as in the original: level-major, then image, then row-major cell.
     """
     flat_preds = ops.cat([cate_pred.transpose(0, 2, 3, 1).reshape(-1, num_classes_out)
-                          for cate_pred in cate_preds])  # (sum_l B*S_l*S_l, C)
-    flat_labels = np.concatenate([
-        _as_numpy(image_targets[level].cate_labels).reshape(-1)
-        for level in range(len(cate_preds)) for image_targets in targets_per_image])
-    num_pos = sum(int(_as_numpy(level_targets.ins_ind_labels).sum())
-                  for image_targets in targets_per_image for level_targets in image_targets)
-    return sigmoid_focal_loss(flat_preds, ms.Tensor(flat_labels, ms.int32), gamma=gamma, alpha=alpha,
-                              avg_factor=float(num_pos + 1))
+                          for cate_pred in cate_preds])  # (Σ_l B*S_l*S_l, C)
+    return sigmoid_focal_loss(flat_preds, cate_labels, gamma=gamma, alpha=alpha,
+                              avg_factor=num_pos + 1)
