@@ -5,9 +5,10 @@
 #       --checkpoint work_dirs/solov2_light_r18_synthetic_quickstart/latest.ckpt
 # A light SOLOv2 on a half-width ResNet-18 (base_channels=32) with narrowed neck and heads, trained
 # from scratch on 320 px images of three shape classes (circle, rectangle, triangle). On 2 CPU
-# cores: ~0.85 s an iteration, ~15 min for the 20 epochs; segm AP 0.39 on the validation split
-# (tools/benchmark_quickstart.py). lr 0.02 needs the 100-iteration warmup: with 20 the mask
-# branch of a run on 8 images collapsed (dice loss stuck at 1).
+# cores: ~0.82 s an iteration, ~14.5 min in all; segm AP 0.34 on the validation split
+# (tools/benchmark_quickstart.py; the README says what it learns and what it does not).
+# lr 0.02 needs the 100-iteration warmup: with 20 the mask branch of a run on 8 images collapsed
+# (dice loss stuck at 1).
 _base_ = './solov2_light_448_r18_fpn_8gpu_3x.py'
 model = dict(
     pretrained=None,
