@@ -11,9 +11,9 @@ import numpy as np
 
 from mmdet_ms.core.instances import InstanceResult
 from mmdet_ms.core.matrix_nms import matrix_nms
+from mmdet_ms.core.targets import MASK_FEAT_STRIDE  # the mask feature is at 1/4 of the padded input
 
 TEST_CFG_KEYS = ("nms_pre", "score_thr", "mask_thr", "update_thr", "kernel", "sigma", "max_per_img")
-MASK_FEAT_STRIDE = 4  # the mask feature is at 1/4 of the padded input
 MASK_CHUNK = 64  # cells whose soft masks are computed together
 RESIZE_THREADS = min(8, os.cpu_count() or 1)  # threads resizing the final masks
 

@@ -5,9 +5,9 @@ The targets are packed into fixed shapes (`pack_targets`), so with ``jit_step`` 
 the losses each run as a compiled graph (and so do their backward passes) inside the PyNative
 step: on the CPU (quick start) 1.7x faster a step than op by op and 1.3x faster than with only the
 network compiled; faster too than compiling the whole step as one graph, whose backward ran 1.5x
-slower than the compiled network's here. Each new input
-shape (image size, or positive slots: a power of two) compiles again (seconds to tens of
-seconds), so it suits fixed-size inputs (the quick start); op by op is the default.
+slower than the compiled network's here. Each new input shape (image size, or positive slots: a
+power of two) compiles again (seconds to tens of seconds), so it suits fixed-size inputs (the
+quick start); op by op is the default.
 """
 import math
 
@@ -15,10 +15,8 @@ import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from ..core.targets import solov2_targets_single
+from ..core.targets import MASK_FEAT_STRIDE, solov2_targets_single
 from ..models.heads.solov2_loss import as_tensors, pack_targets, solov2_loss
-
-MASK_FEAT_STRIDE = 4
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -2,9 +2,9 @@
 
 The losses of `SOLOv2Head.loss` in the original, on targets packed into arrays of fixed shapes
 (`pack_targets`): the positive cells of each image are padded to a common count and masked out of
-the mean. Fixed shapes let the whole training step (network, losses, backward) compile into one
-graph, which a plain loop over a varying number of positives does not allow; the padded entries
-add nothing to the losses and nothing to the gradients.
+the mean. Fixed shapes let the losses and their backward pass run as a compiled graph (see
+`engine.train_step`), which a plain loop over a varying number of positives does not allow; the
+padded entries add nothing to the losses and nothing to the gradients.
 """
 from collections import namedtuple
 
