@@ -23,7 +23,7 @@ from mmdet_ms.apis import init_detector
 from mmdet_ms.apis.runners import RUN_MODES
 from mmdet_ms.config import Config, add_cfg_options_argument
 from mmdet_ms.datasets import build_dataset
-from mmdet_ms.evaluation.inference_loop import folder_category_ids, run_folder
+from mmdet_ms.apis.loops import folder_category_ids, run_folder
 from mmdet_ms.utils.device import DEVICE_CHOICES
 
 USAGE_ERROR = 2

@@ -105,8 +105,8 @@ def run_and_evaluate(args):
     """Run the checkpoint over the test data set, save/draw what was asked, and evaluate."""
     # Imported here: they load MindSpore, which --results does not need.
     from mmdet_ms.apis import init_detector
-    from mmdet_ms.datasets import build_dataset
-    from mmdet_ms.evaluation.evaluator import check_num_classes, run_dataset
+    from mmdet_ms.apis.loops import run_dataset
+    from mmdet_ms.datasets import build_dataset, check_num_classes
 
     cfg = _load_config(args)
     dataset = build_dataset(cfg.data.test, dict(test_mode=True))

@@ -10,7 +10,7 @@ from mmdet_ms.config import add_cfg_options_argument
 from mmdet_ms.registry import ConfigError
 from mmdet_ms.utils.checkpoint import CheckpointError
 from mmdet_ms.utils.device import set_device
-from mmdet_ms.utils.weight_conversion import convert
+from mmdet_ms.apis.convert import convert
 
 
 def parse_args(argv=None):

@@ -15,7 +15,7 @@ import pytest
 
 from mmdet_ms.core.instances import InstanceResult
 from mmdet_ms.evaluation import decode_mask_rle, load_coco_gt, load_results, save_results
-from mmdet_ms.evaluation import inference_loop
+from mmdet_ms.apis import loops
 from test_evaluation import ground_truth_as_results, result_records, write_tiny_coco
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,13 +110,13 @@ def test_valuation_missing_checkpoint_is_one_line(tmp_path):
 def test_list_images_filters_sorts_and_recurses(tmp_path):
     _write_image_folder(tmp_path / "images")
     images = tmp_path / "images"
-    assert inference_loop.list_images(images) == ["a_gray.PNG", "b_colour.jpg", "c_corrupt.jpg"]
-    assert inference_loop.list_images(images, recursive=True) == [
+    assert loops.list_images(images) == ["a_gray.PNG", "b_colour.jpg", "c_corrupt.jpg"]
+    assert loops.list_images(images, recursive=True) == [
         "a_gray.PNG", "b_colour.jpg", "c_corrupt.jpg", os.path.join("sub", "d_nested.bmp")]
-    assert inference_loop.list_images(images, recursive=True, exclude_dir=images / "sub") == [
+    assert loops.list_images(images, recursive=True, exclude_dir=images / "sub") == [
         "a_gray.PNG", "b_colour.jpg", "c_corrupt.jpg"]
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        inference_loop.list_images(tmp_path / "nowhere")
+        loops.list_images(tmp_path / "nowhere")
 
 
 def _centre_square_detector(model, image, batch_size=1):
@@ -134,9 +134,9 @@ def _centre_square_detector(model, image, batch_size=1):
 def test_run_folder_skips_unreadable_files(tmp_path, monkeypatch):
     images, out = tmp_path / "images", tmp_path / "out"
     _write_image_folder(images)
-    monkeypatch.setattr(inference_loop, "inference_detector", _centre_square_detector)
+    monkeypatch.setattr(loops, "inference_detector", _centre_square_detector)
     logged = []
-    summary = inference_loop.run_folder(None, images, out, ("cat", "dog"), [1, 3],
+    summary = loops.run_folder(None, images, out, ("cat", "dog"), [1, 3],
                                         score_thr=0.3, recursive=True, log=logged.append)
     assert (summary.images, summary.detections, summary.skipped) == (3, 3, ["c_corrupt.jpg"])
     assert str(summary).startswith("3 images, 3 detections, 1 skipped, ")
@@ -154,7 +154,7 @@ def test_run_folder_skips_unreadable_files(tmp_path, monkeypatch):
 
 def test_run_folder_refuses_to_overwrite_its_input(tmp_path):
     with pytest.raises(ValueError, match="overwrite"):
-        inference_loop.run_folder(None, tmp_path, tmp_path, ("cat",), [1])
+        loops.run_folder(None, tmp_path, tmp_path, ("cat",), [1])
 
 
 def test_folder_category_ids():
@@ -162,9 +162,9 @@ def test_folder_category_ids():
         CLASSES = ("rov", "fish")
         label2cat = {0: 4, 1: 9}
 
-    assert inference_loop.folder_category_ids(("rov", "fish"), Dataset()) == [4, 9]
-    assert inference_loop.folder_category_ids(("a", "b"), Dataset()) == [1, 2]
-    assert inference_loop.folder_category_ids(("a", "b", "c")) == [1, 2, 3]
+    assert loops.folder_category_ids(("rov", "fish"), Dataset()) == [4, 9]
+    assert loops.folder_category_ids(("a", "b"), Dataset()) == [1, 2]
+    assert loops.folder_category_ids(("a", "b", "c")) == [1, 2, 3]
 
 
 # the real network (random light R18)

@@ -16,7 +16,7 @@ from mmdet_ms.config import Config
 from mmdet_ms.models import build_detector
 from mmdet_ms.registry import ConfigError
 from mmdet_ms.utils.checkpoint import torch_name
-from mmdet_ms.utils.weight_conversion import original_state_layout
+from mmdet_ms.apis.convert import original_state_layout
 from tools.original_forward import torch_original_forward
 
 CONFIG_DIR = os.path.join(REPO, "configs", "solov2")

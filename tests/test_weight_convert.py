@@ -13,7 +13,8 @@ from mmdet_ms.apis import init_detector
 from mmdet_ms.config import Config
 from mmdet_ms.models import build_detector
 from mmdet_ms.utils.checkpoint import CheckpointError, load_checkpoint, torch_name
-from mmdet_ms.utils.weight_conversion import guess_config, original_state_layout
+from mmdet_ms.apis.convert import original_state_layout
+from mmdet_ms.model_zoo import guess_config
 
 CONFIG_DIR = os.path.join(REPO, "configs", "solov2")
 LIGHT_R18 = os.path.join(CONFIG_DIR, "solov2_light_448_r18_fpn_8gpu_3x.py")

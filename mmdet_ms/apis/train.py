@@ -6,7 +6,7 @@ import mindspore as ms
 import mindspore.nn as nn
 import numpy as np
 
-from ..datasets import build_dataloader, build_dataset
+from ..datasets import build_dataloader, build_dataset, check_num_classes
 from ..engine.distributed import init_distributed
 from ..engine.logger import get_logger
 from ..engine.lr_schedule import StepLrSchedule
@@ -14,7 +14,6 @@ from ..engine.optimizer import build_optimizer
 from ..engine.train_state import epoch_checkpoints
 from ..engine.train_step import TrainStep
 from ..engine.trainer import Trainer
-from ..evaluation.evaluator import check_num_classes
 from ..models import build_detector
 from ..utils.checkpoint import CheckpointError, load_checkpoint
 from ..utils.device import set_device

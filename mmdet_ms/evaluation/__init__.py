@@ -1,8 +1,5 @@
-"""Evaluation: COCO result records and files, COCO AP.
-
-The model-running loops (``evaluator.run_dataset``, ``inference_loop.run_folder``) import
-MindSpore: import them from their modules, so this package stays cheap to import.
-"""
+"""Evaluation: COCO result records and files, COCO AP. No model runs here (the loops that run
+one are in ``apis.loops``), so this package does not import MindSpore."""
 from .coco_eval import (METRIC_NAMES, REFUSED_IOU_TYPES, SUPPORTED_IOU_TYPES, check_iou_types,
                         evaluate_coco, format_per_class_table, format_summary, load_coco_gt,
                         per_class_ap)

@@ -1,4 +1,6 @@
-"""Run a detector over a folder of images: drawn copies and one ``results.json`` (run.py)."""
+"""The loops that run a detector over many images: a folder (``run.py``: drawn copies and one
+``results.json``) and a COCO-style data set (``valuation.py`` and evaluation during training:
+COCO result records)."""
 import os
 import pathlib
 import sys
@@ -7,10 +9,10 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from ..apis import inference_detector
 from ..datasets.transforms.loading import ImageReadError, read_image
+from ..evaluation.results import instances_to_coco, instances_to_file_records, save_results
 from ..utils.visualization import draw_instances, write_image
-from .results import instances_to_file_records, save_results
+from .inference import inference_detector
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 RESULTS_FILE_NAME = "results.json"
@@ -132,3 +134,34 @@ def run_folder(model, image_dir, out_dir, class_names, category_ids, score_thr=0
     save_results(records, os.path.join(out_dir, RESULTS_FILE_NAME))
     summary.total_seconds = time.perf_counter() - started
     return summary
+
+
+def _check_image_size(image, img_info, path):
+    height, width = image.shape[:2]
+    if (height, width) != (int(img_info["height"]), int(img_info["width"])):
+        raise ValueError(f"image {path} is {height}x{width} (h x w) but its annotation says "
+                         f"{img_info['height']}x{img_info['width']}")
+
+
+def run_dataset(model, dataset, show_dir=None, score_thr=0.3):
+    """COCO result records of ``model`` on every image of ``dataset``, in data set order.
+
+    Each image's masks are RLE-encoded as soon as it is done: full-size masks of a whole
+    data set (COCO val: 5000 images x up to 100 masks) would not fit in memory.
+
+    Args:
+        dataset: a test-mode CocoDataset (``img_infos``, ``img_prefix``, ``label2cat``).
+        show_dir: if given, each image is drawn there under its file name.
+        score_thr: the lowest score drawn in ``show_dir`` (every instance is recorded).
+    """
+    records = []
+    for img_info in tqdm(dataset.img_infos, desc="evaluating", unit="img"):
+        path = os.path.join(dataset.img_prefix or "", img_info["filename"])
+        image = read_image(path)
+        _check_image_size(image, img_info, path)
+        result = inference_detector(model, image)
+        records += instances_to_coco(result, img_info["id"], dataset.label2cat)
+        if show_dir is not None:
+            write_image(os.path.join(show_dir, img_info["filename"]),
+                        draw_instances(image, result, dataset.CLASSES, score_thr))
+    return records
