@@ -62,6 +62,19 @@ LOG_DIR=${7:-output/msrun_log}
 JOIN=${8:-False}
 CLUSTER_TIME_OUT=${9:-7200}
 
+if (( $# < 9 )); then
+    # The defaults are the seed's 8-card recipe on one machine; say which were taken, so that
+    # `bash msrun_launcher.sh train.py` on a smaller machine is not a silent surprise.
+    NAMES=(WORKER_NUM LOCAL_WORKER_NUM MASTER_ADDR MASTER_PORT NODE_RANK LOG_DIR JOIN
+           CLUSTER_TIME_OUT)
+    DEFAULTED=()
+    for (( i = $#; i <= 8; i++ )); do
+        DEFAULTED+=("${NAMES[i - 1]}=${!NAMES[i - 1]}")
+    done
+    echo "$PROG: note: $(( 9 - $# )) of the 9 arguments left off, using the defaults:" \
+         "${DEFAULTED[*]}" >&2
+fi
+
 require_count WORKER_NUM "$WORKER_NUM"
 require_count LOCAL_WORKER_NUM "$LOCAL_WORKER_NUM"
 require_count MASTER_PORT "$MASTER_PORT"

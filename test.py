@@ -1,6 +1,7 @@
 """Segment one image and save a picture of the result.
 
     python test.py CONFIG CHECKPOINT [--dataroot demo.jpg] [--out demo_result.jpg]
+    python test.py SOLOv2_R101_3x [...]          (a model-zoo name: fetched, converted, cached)
     python test.py --config CONFIG --checkpoint CHECKPOINT [--mode graph] [...]
     python test.py --config CONFIG --mindir MODEL.mindir [...]   (from tools/export.py)
 """
@@ -15,10 +16,12 @@ from mmdet_ms.apis.inference import preprocess
 from mmdet_ms.apis.runners import RUN_MODES
 from mmdet_ms.config import add_cfg_options_argument
 from mmdet_ms.datasets.transforms import ImageReadError, read_image
-from mmdet_ms.evaluation.results import instances_to_file_records, save_results
+from mmdet_ms.evaluation.results import (check_results_suffix, instances_to_file_records,
+                                         save_results)
 from mmdet_ms.registry import ConfigError
 from mmdet_ms.utils.checkpoint import CheckpointError
 from mmdet_ms.utils.device import add_device_argument
+from mmdet_ms.utils.paths import check_output_file, check_output_image
 from mmdet_ms.utils.visualization import draw_instances, format_detections_table, write_image
 
 
@@ -26,9 +29,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config_pos", nargs="?", metavar="CONFIG", help="config file")
-    parser.add_argument("checkpoint_pos", nargs="?", metavar="CHECKPOINT", help="checkpoint (.ckpt)")
+    parser.add_argument("checkpoint_pos", nargs="?", metavar="CHECKPOINT",
+                        help="checkpoint: a .ckpt, a model-zoo name (SOLOv2_R101_3x) or an "
+                             "http(s) URL of an original .pth (downloaded and converted once)")
     parser.add_argument("--config", help="config file (same as CONFIG)")
-    parser.add_argument("--checkpoint", help="checkpoint (.ckpt; same as CHECKPOINT)")
+    parser.add_argument("--checkpoint", help="checkpoint (same as CHECKPOINT)")
     parser.add_argument("--mode", choices=RUN_MODES, default="pynative",
                         help="pynative (default) or graph: compile the network for the image's "
                              "size first (seconds), then run it faster")
@@ -44,11 +49,14 @@ def parse_args(argv=None):
     add_device_argument(parser)
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
+    if args.config_pos and not (args.checkpoint_pos or args.checkpoint or args.mindir
+                                or args.config_pos.endswith(".py")):
+        args.config_pos, args.checkpoint_pos = None, args.config_pos  # a checkpoint alone
     args.config = args.config or args.config_pos
     args.checkpoint = args.checkpoint or args.checkpoint_pos
-    if not args.config or not (args.checkpoint or args.mindir):
-        parser.error("give a config and a checkpoint (positionally or with --config/--checkpoint) "
-                     "or --mindir")
+    if not (args.checkpoint or args.mindir) or (args.mindir and not args.config):
+        parser.error("give a config and a checkpoint (positionally or with --config/--checkpoint; "
+                     "a model-zoo name brings its config) or a config and --mindir")
     if args.checkpoint and args.mindir:
         parser.error("give a checkpoint or --mindir, not both")
     return args
@@ -74,9 +82,20 @@ def mindir_padding_note(model, image):
             "at the exact size (README: Deployment and speed)")
 
 
+def check_outputs(args):
+    """--out and --json must be writable and none of the inputs (nor each other)."""
+    inputs = [("input image (--dataroot)", args.dataroot), ("config file", args.config),
+              ("checkpoint", args.checkpoint), ("MindIR file", args.mindir)]
+    check_output_image("--out", args.out, inputs)
+    if args.json:
+        check_results_suffix(args.json)
+        check_output_file("--json", args.json, inputs + [("picture (--out)", args.out)])
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
+        check_outputs(args)
         image = read_image(args.dataroot)
         model = build_model(args)
         start = time.perf_counter()

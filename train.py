@@ -7,13 +7,11 @@ import sys
 
 import mmdet_ms  # noqa: F401  (environment before MindSpore loads)
 from mmdet_ms.apis.train import train_detector
-from mmdet_ms.config import Config, add_cfg_options_argument
-from mmdet_ms.datasets import ImageReadError
+from mmdet_ms.config import Config, add_cfg_options_argument, check_train_cfg
 from mmdet_ms.engine.distributed import launched_distributed
 from mmdet_ms.engine.train_step import NonFiniteLossError
-from mmdet_ms.registry import ConfigError
-from mmdet_ms.utils.checkpoint import CheckpointError
 from mmdet_ms.utils.device import add_device_argument
+from mmdet_ms.utils.paths import check_output_dir
 
 DEFAULT_CONFIG = "configs/solov2/solov2_r101_fpn_trashcan_3x.py"
 
@@ -26,10 +24,14 @@ def build_parser(description=__doc__, default_config=DEFAULT_CONFIG):
     parser.add_argument("--work-dir", "--work_dir", dest="work_dir",
                         help="logs and checkpoints (default: the config's work_dir)")
     parser.add_argument("--load-from", "--load_from", dest="load_from",
-                        help="start from these weights (.ckpt; another class count is fine)")
+                        help="start from these weights (.ckpt, a model-zoo name such as "
+                             "SOLOv2_R101_3x or an http(s) URL of an original .pth; another "
+                             "class count is fine)")
     parser.add_argument("--resume-from", "--resume_from", dest="resume_from",
                         help="continue a run from its training checkpoint (.ckpt)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--no-validate", "--no_validate", dest="validate", action="store_false",
+                        help="skip the config's evaluation on data.val during training")
     add_device_argument(parser)
     add_cfg_options_argument(parser)
     parser.set_defaults(default_config=default_config)
@@ -42,13 +44,18 @@ def run(args, distributed=False, auto_resume=False):
     distributed = distributed or launched_distributed()  # e.g. train.py started by msrun
     try:
         cfg = Config.fromfile(config, args.cfg_options)
+        check_train_cfg(cfg)
+        if args.work_dir or cfg.get("work_dir"):
+            check_output_dir("--work-dir", args.work_dir or cfg.get("work_dir"))
         train_detector(cfg, args.work_dir, args.load_from, args.resume_from, auto_resume,
-                       args.seed, args.device_target, distributed)
+                       args.seed, args.device_target, distributed, args.validate)
     except NonFiniteLossError as err:
         print(f"training stopped: {err}; the last good checkpoint is kept "
               "(latest.ckpt in the work dir)", file=sys.stderr)
         return 1
-    except (ConfigError, CheckpointError, FileNotFoundError, ImageReadError) as err:
+    except (ValueError, FileNotFoundError) as err:
+        # ConfigError, CheckpointError, ImageReadError, OutputPathError and an annotation file
+        # that is not COCO are all ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -19,8 +19,10 @@ from mmdet_ms.apis.runners import RUN_MODES
 from mmdet_ms.config import Config, add_cfg_options_argument
 from mmdet_ms.evaluation import check_iou_types, evaluate_coco, load_coco_gt, load_results
 from mmdet_ms.evaluation.coco_eval import REFUSED_IOU_TYPES, SUPPORTED_IOU_TYPES
-from mmdet_ms.evaluation.results import check_results_suffix, save_results
+from mmdet_ms.evaluation.results import check_coco_records, check_results_suffix, save_results
+from mmdet_ms.hub import resolve_checkpoint
 from mmdet_ms.utils.device import DEVICE_CHOICES
+from mmdet_ms.utils.paths import check_output_dir, check_output_file
 
 USAGE_ERROR = 2
 DEFAULT_SHOW_DIR = "./valuation_show"
@@ -30,7 +32,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="SOLOv2: COCO evaluation of a checkpoint")
     parser.add_argument("config_arg", nargs="?", metavar="CONFIG", help="config file")
     parser.add_argument("checkpoint_arg", nargs="?", metavar="CHECKPOINT",
-                        help="MindSpore checkpoint (.ckpt)")
+                        help="MindSpore checkpoint (.ckpt), a model-zoo name "
+                             "(SOLOv2_R101_3x) or an http(s) URL of an original .pth")
     parser.add_argument("--config", help="config file (or give it first, as CONFIG)")
     parser.add_argument("--checkpoint", help="checkpoint (or give it second, as CHECKPOINT)")
     parser.add_argument("--ann", help="annotation file, instead of the config's data.test.ann_file")
@@ -47,9 +50,9 @@ def parse_args(argv=None):
                         help="lowest score drawn by --show (all results are evaluated)")
     parser.add_argument("--device_target", choices=DEVICE_CHOICES, default=None,
                         help="device (default: the best available)")
-    parser.add_argument("--mode", choices=RUN_MODES, default="pynative",
-                        help="pynative (default) or graph: compile the network once per padded "
-                             "image size, then run it faster")
+    parser.add_argument("--mode", choices=RUN_MODES, default="graph",
+                        help="graph (default): compile the network once per padded image size, "
+                             "then run it faster; pynative: op by op, nothing to compile")
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
     args.config = _one_of(parser, "config", args.config_arg, args.config)
@@ -78,11 +81,18 @@ def _check_mode(args):
         return
     if args.out:
         check_results_suffix(args.out)
+    if args.checkpoint:  # a zoo name or URL is fetched here; a zoo name brings its config
+        args.checkpoint, args.config = resolve_checkpoint(args.checkpoint, args.config)
     if not args.config or not args.checkpoint:
         raise ValueError("give a config and a checkpoint (or --results FILE to re-score a file)")
     for what, path in (("config file", args.config), ("checkpoint", args.checkpoint)):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{what} not found: {path}")
+    inputs = [("config file", args.config), ("checkpoint", args.checkpoint)]
+    if args.out:
+        check_output_file("--out", args.out, inputs)
+    if args.show:
+        check_output_dir("--show-dir", args.show_dir, inputs)
 
 
 def _load_config(args):
@@ -98,7 +108,9 @@ def rescore(args):
     """Metrics of a saved results file against the annotation file, over all its images."""
     ann_file = args.ann or _load_config(args).data.test.ann_file
     coco_gt = load_coco_gt(ann_file)
-    return evaluate_coco(coco_gt, load_results(args.results), iou_types=args.eval)
+    records = load_results(args.results)
+    check_coco_records(records, args.results)
+    return evaluate_coco(coco_gt, records, iou_types=args.eval)
 
 
 def run_and_evaluate(args):
@@ -109,6 +121,11 @@ def run_and_evaluate(args):
     from mmdet_ms.datasets import build_dataset, check_num_classes
 
     cfg = _load_config(args)
+    if args.out:
+        check_output_file("--out", args.out, [("annotation file", cfg.data.test.ann_file)])
+    if args.show:
+        check_output_dir("--show-dir", args.show_dir,
+                         [("image folder", cfg.data.test.get("img_prefix") or ".")])
     dataset = build_dataset(cfg.data.test, dict(test_mode=True))
     check_num_classes(cfg.model.bbox_head.num_classes, dataset.CLASSES)
     model = init_detector(cfg, args.checkpoint, device_target=args.device_target,

@@ -10,6 +10,7 @@ from mmdet_ms.config import add_cfg_options_argument
 from mmdet_ms.registry import ConfigError
 from mmdet_ms.utils.checkpoint import CheckpointError
 from mmdet_ms.utils.device import set_device
+from mmdet_ms.utils.paths import OutputPathError
 from mmdet_ms.apis.convert import convert
 
 
@@ -21,6 +22,9 @@ def parse_args(argv=None):
     parser.add_argument("--config", help="config the checkpoint belongs to (default: the model-zoo "
                                          "config matching its depth, head and class count)")
     parser.add_argument("--verbose", action="store_true", help="list every converted tensor")
+    parser.add_argument("--unsafe-pickle", action="store_true",
+                        help="also read a file that pickles objects besides tensors (some mmcv "
+                             "checkpoints); this runs code from the file: only for files you trust")
     add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
@@ -29,8 +33,9 @@ def main(argv=None):
     args = parse_args(argv)
     set_device("CPU")
     try:
-        config, count = convert(args.src, args.dst, args.config, args.cfg_options, args.verbose)
-    except (CheckpointError, ConfigError, FileNotFoundError) as err:
+        config, count = convert(args.src, args.dst, args.config, args.cfg_options, args.verbose,
+                                args.unsafe_pickle)
+    except (CheckpointError, ConfigError, FileNotFoundError, OutputPathError) as err:
         print(f"weight_convert.py: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.dst}: {count} tensors for {config}")

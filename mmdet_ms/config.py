@@ -408,3 +408,52 @@ def add_cfg_options_argument(parser):
         help="override config values, e.g. model.bbox_head.num_classes=23 "
              "data.train.pipeline.2.img_scale=(1333,800); every key must already exist")
     return parser
+
+
+# Types of the training values that no registry builds (the registries check the keys a class
+# takes, see ``registry.check_kwargs``): checked before the data and the model load, so that
+# ``--cfg-options total_epochs=x`` is one line naming the key instead of a TypeError mid-run.
+
+
+def _is_int_value(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number_value(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _steps_ok(step):
+    if _is_int_value(step):
+        return step >= 1
+    return (isinstance(step, (list, tuple)) and len(step) > 0
+            and all(_is_int_value(s) and s >= 0 for s in step))
+
+
+# dotted key -> (test, what it must be); a key the config leaves out is not checked here.
+_TRAIN_VALUES = {
+    "total_epochs": (lambda v: _is_int_value(v) and v >= 1, "an integer >= 1"),
+    "optimizer.lr": (lambda v: _is_number_value(v) and v > 0, "a number > 0"),
+    "lr_config.step": (_steps_ok, "an epoch count >= 1 or a non-empty list of epochs"),
+    "lr_config.gamma": (_is_number_value, "a number"),
+    "lr_config.warmup_iters": (lambda v: _is_int_value(v) and v >= 0, "an integer >= 0"),
+    "lr_config.warmup_ratio": (_is_number_value, "a number"),
+}
+
+
+def _lookup_dotted(cfg, dotted):
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def check_train_cfg(cfg):
+    """Raise ConfigError naming the first training value of the wrong type."""
+    values = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+    for key, (valid, wanted) in _TRAIN_VALUES.items():
+        value = _lookup_dotted(values, key)
+        if value is not None and not valid(value):
+            raise ConfigError(f"{key} must be {wanted}, got {value!r:.40}")

@@ -67,6 +67,38 @@ def check_kwargs(func, kwargs, where):
         if key not in accepted:
             raise ConfigError(f"{where} got an unknown key '{key}'{_suggest(key, accepted)}; "
                               f"accepted: {', '.join(accepted)}")
+    for key, value in kwargs.items():
+        wanted = _wanted_kind(params[key].default)
+        if wanted and value is not None and not _KINDS[wanted](value):
+            raise ConfigError(f"{where}: {key} must be {wanted} (as its default "
+                              f"{params[key].default!r}), got {value!r:.40}")
+
+
+# The kind of a keyword's default value, checked on the value a config gives (None always
+# passes: it means "off" for many keys). Without this a string or a fraction given with
+# --cfg-options fails as a TypeError deep inside, or is silently truthy ('maybe' for a bool).
+_KINDS = {
+    "True or False": lambda v: isinstance(v, bool),
+    "an integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "a string": lambda v: isinstance(v, str),
+    "a list or tuple": lambda v: isinstance(v, (list, tuple)),
+}
+
+
+def _wanted_kind(default):
+    """The _KINDS key for a default value, or None where any value may do."""
+    if isinstance(default, bool):
+        return "True or False"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, (list, tuple)):
+        return "a list or tuple"
+    return None
 
 
 BACKBONES = Registry("backbone")
@@ -76,3 +108,5 @@ DETECTORS = Registry("detector")
 DATASETS = Registry("dataset")
 PIPELINES = Registry("pipeline")
 OPTIMIZERS = Registry("optimizer")
+LOSSES = Registry("loss")
+HOOKS = Registry("hook")

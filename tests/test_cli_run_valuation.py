@@ -13,16 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import LIGHT_R18_CONFIG, THREE_CLASSES, TINY_MODEL_OPTIONS
 from mmdet_ms.core.instances import InstanceResult
 from mmdet_ms.evaluation import decode_mask_rle, load_coco_gt, load_results, save_results
 from mmdet_ms.apis import loops
 from test_evaluation import ground_truth_as_results, result_records, write_tiny_coco
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHT_R18_CONFIG = REPO / "configs" / "solov2" / "solov2_light_448_r18_fpn_8gpu_3x.py"
-TINY_MODEL_OPTIONS = ["data.test.pipeline.1.img_scale=(320,192)", "test_cfg.score_thr=0.0",
-                      "test_cfg.update_thr=0.0"]
-THREE_CLASSES = ["model.bbox_head.num_classes=4"]  # the tiny COCO set's 3 classes + background
 RECORD_KEYS = {"file_name", "category_id", "category_name", "score", "bbox", "segmentation"}
 
 
@@ -55,20 +52,6 @@ def tiny_coco(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_coco")
     ann_file, image_dir = write_tiny_coco(folder)
     return ann_file, image_dir
-
-
-@pytest.fixture(scope="module")
-def r18_checkpoint(tmp_path_factory):
-    """A .ckpt of the random-weight light R18 network with 3 classes (num_classes=4)."""
-    import mindspore as ms
-    from mmdet_ms.apis import init_detector
-    from mmdet_ms.config import parse_cfg_options
-
-    model = init_detector(str(LIGHT_R18_CONFIG), device_target="CPU",
-                          cfg_options=parse_cfg_options(TINY_MODEL_OPTIONS + THREE_CLASSES))
-    path = tmp_path_factory.mktemp("checkpoint") / "r18_random.ckpt"
-    ms.save_checkpoint(model, str(path))
-    return path
 
 
 # valuation.py without a model

@@ -1,5 +1,6 @@
 """Data-parallel training through msrun_launcher.sh on the CPU (2 workers, loopback only), and
 crash-safe resume with train_multi_by_snap_ckpt.py."""
+import json
 import os
 import re
 import socket
@@ -29,11 +30,14 @@ def tiny_data(tmp_path_factory):
     return root
 
 
-def launch(script, data_root, work_dir, log_dir, total_epochs):
+def launch(script, data_root, work_dir, log_dir, total_epochs, evaluation=None):
     """Run ``script`` on 2 msrun workers; returns the workers' logs."""
     options = " ".join([
         f"data.train.ann_file={data_root}/annotations/instances_train.json",
         f"data.train.img_prefix={data_root}/train/",
+        f"data.val.ann_file={data_root}/annotations/instances_val.json",
+        f"data.val.img_prefix={data_root}/val/", "data.val.pipeline.1.img_scale=(96,96)",
+        f"evaluation={evaluation!r}".replace(" ", ""),
         "data.imgs_per_gpu=2", "data.workers_per_gpu=0", "log_config.interval=1",
         f"total_epochs={total_epochs}", "data.train.pipeline.2.img_scale=(96,96)"])
     command = f"{script} --config {CONFIG} --work-dir {work_dir} --cfg-options {options}"
@@ -54,7 +58,8 @@ def fingerprint(log):
 @pytest.fixture(scope="module")
 def straight_run(tiny_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("straight")
-    logs = launch("train_multi.py", tiny_data, root / "work", root / "log", total_epochs=2)
+    logs = launch("train_multi.py", tiny_data, root / "work", root / "log", total_epochs=2,
+                  evaluation=dict(interval=1, metric=["segm"]))
     return root, logs
 
 
@@ -68,11 +73,23 @@ def test_two_workers_train_in_sync(straight_run):
     assert fingerprint(log0) == fingerprint(log1)
     assert "rank 0/2" in log0 and "rank 1/2" in log1
     assert "saved" in log0 and "saved" not in log1  # only rank 0 writes checkpoints and logs
+    logs = [f for f in os.listdir(root / "work") if f.endswith(".log")]
+    assert len(logs) == 1
     assert sorted(os.listdir(root / "work")) == sorted(
-        ["config.py", "epoch_1.ckpt", "epoch_2.ckpt", "latest.ckpt"]
-        + [f for f in os.listdir(root / "work") if f.endswith(".log")])
-    assert len([f for f in os.listdir(root / "work") if f.endswith(".log")]) == 1
+        ["config.py", "epoch_1.ckpt", "epoch_2.ckpt", "latest.ckpt", "best_segm_mAP.ckpt",
+         logs[0], logs[0] + ".json"])
     assert re.search(r"Epoch \[2\]\[2/2\]\tlr: ", log0)
+
+
+def test_evaluation_runs_on_both_ranks_and_only_rank_0_scores_and_logs(straight_run):
+    root, (log0, log1) = straight_run
+    assert "on 2 rank(s)" in log0
+    assert log0.count("Epoch(val) [") == 2 and "Epoch(val)" not in log1
+    assert "Evaluating segm on 2 images" in log0 and "Evaluating segm" not in log1
+    (json_log,) = [f for f in os.listdir(root / "work") if f.endswith(".log.json")]
+    with open(root / "work" / json_log, encoding="utf-8") as f:
+        val = [json.loads(line) for line in f if '"mode": "val"' in line]
+    assert [entry["epoch"] for entry in val] == [1, 2]
 
 
 def test_resume_after_a_crash_matches_the_uninterrupted_run(straight_run, tiny_data, tmp_path):

@@ -41,7 +41,8 @@ def load_script(name, path):
 @pytest.fixture(scope="module")
 def model():
     ms.set_seed(0)
-    model = init_detector(LIGHT_R18, None, device_target="CPU", cfg_options=SMALL)
+    model = init_detector(LIGHT_R18, None, device_target="CPU", cfg_options=SMALL,
+                          mode="pynative")  # the reference the graph runner is compared with
     bias = model.bbox_head.solo_cate.bias
     bias.set_data(ms.Tensor(np.zeros(bias.shape, np.float32)))
     return model

@@ -22,7 +22,8 @@ def small_model(cate_bias):
     """A random-weight light R18 whose category logits are shifted by ``cate_bias``: 0 makes
     every score about 0.5 (plenty of candidates), -30 makes every score 0 (no candidate)."""
     ms.set_seed(0)
-    model = init_detector(LIGHT_R18, None, device_target="CPU", cfg_options=SMALL_TEST_SCALE)
+    model = init_detector(LIGHT_R18, None, device_target="CPU", cfg_options=SMALL_TEST_SCALE,
+                          mode="pynative")  # many input sizes: nothing to compile for each
     bias = model.bbox_head.solo_cate.bias
     bias.set_data(ms.Tensor(np.full(bias.shape, cate_bias, np.float32)))
     return model

@@ -7,7 +7,7 @@ import pytest
 from conftest import R101_CONFIG, parity_file
 from mmdet_ms.config import Config
 from mmdet_ms.engine.optimizer import build_optimizer
-from mmdet_ms.engine.train_step import TrainStep, batch_targets
+from mmdet_ms.engine.train_step import TrainStep
 from mmdet_ms.models import build_detector
 from mmdet_ms.utils.checkpoint import load_checkpoint, torch_name
 from mmdet_ms.utils.device import set_device
@@ -32,7 +32,8 @@ def fixture_batch(reference):
 
 @pytest.fixture(scope="module")
 def port(r101_ckpt, reference):
-    """(targets, loss values, {original parameter name: gradient L2 norm}) of the port."""
+    """(targets, train-step loss values, forward_train's losses, {original parameter name:
+    gradient L2 norm}) of the port."""
     set_device("CPU")
     cfg = Config.fromfile(R101_CONFIG)
     network = build_detector(cfg.model, cfg.get("train_cfg"), cfg.get("test_cfg"))
@@ -40,15 +41,17 @@ def port(r101_ckpt, reference):
     network.set_train(True)  # norm_eval=True keeps the ResNet's BN in eval mode, as the fixture
     step = TrainStep(network, build_optimizer(network, cfg.optimizer, 0.01))
     batch = fixture_batch(reference)
-    targets = batch_targets(network.bbox_head, batch)
-    values, grads = step.gradients(ms.Tensor(batch["img"]), targets)
+    targets = network.targets_per_image(batch)[0]
+    values, grads = step.gradients(batch)
+    forward_train = {name: float(value.asnumpy()) for name, value in network.forward_train(
+        batch["img"], None, batch["gt_bboxes"], batch["gt_labels"], batch["gt_masks"]).items()}
     norms = {torch_name(param.name): float(np.linalg.norm(grad.asnumpy().astype(np.float64)))
              for param, grad in zip(step.optimizer.parameters, grads)}
-    return targets[0], values, norms
+    return targets, values, forward_train, norms
 
 
 def test_targets_are_identical(port, reference):
-    targets, _, _ = port
+    targets, _, _, _ = port
     for level, target in enumerate(targets):
         np.testing.assert_array_equal(target.cate_labels, reference[f"cate_label{level}"])
         np.testing.assert_array_equal(target.ins_ind_labels, reference[f"ins_ind_label{level}"])
@@ -59,12 +62,13 @@ def test_targets_are_identical(port, reference):
 
 @pytest.mark.parametrize("name", ["loss_ins", "loss_cate"])
 def test_losses(port, reference, name):
-    _, values, _ = port
+    _, values, forward_train, _ = port
     np.testing.assert_allclose(values[name], float(reference[name]), rtol=LOSS_RTOL)
+    np.testing.assert_allclose(forward_train[name], float(reference[name]), rtol=LOSS_RTOL)
 
 
 def test_gradient_norms(port, reference):
-    _, _, norms = port
+    _, _, _, norms = port
     names = [key.split(":", 1)[1] for key in reference.files if key.startswith("grad_norm:")]
     assert len(names) == 4
     for name in names:

@@ -18,8 +18,8 @@ from mmdet_ms.datasets.synthetic import make_synthetic_coco
 from mmdet_ms.engine.logger import get_logger
 from mmdet_ms.engine.lr_schedule import StepLrSchedule
 from mmdet_ms.engine.optimizer import build_optimizer, set_learning_rate
-from mmdet_ms.engine.train_state import OPTIMIZER_PREFIX, restore_train_state, save_train_state
-from mmdet_ms.engine.train_step import TrainStep, batch_targets
+from mmdet_ms.engine.train_state import OPTIMIZER_PREFIX, restore_train_state
+from mmdet_ms.engine.train_step import TrainStep
 from mmdet_ms.engine.trainer import Trainer
 from mmdet_ms.models import build_detector
 from mmdet_ms.utils.checkpoint import read_checkpoint, save_checkpoint
@@ -44,6 +44,9 @@ def tiny_options(data_dir, **overrides):
         "data.train.ann_file": os.path.join(data_dir, "annotations", "instances_train.json"),
         "data.train.img_prefix": os.path.join(data_dir, "train") + os.sep,
         "data.train.pipeline.2.img_scale": (64, 64),
+        "data.val.ann_file": os.path.join(data_dir, "annotations", "instances_val.json"),
+        "data.val.img_prefix": os.path.join(data_dir, "val") + os.sep,
+        "data.val.pipeline.1.img_scale": (64, 64),
         "data.imgs_per_gpu": 2,
         "data.workers_per_gpu": 0,
         "model.neck.out_channels": WIDTH,
@@ -69,10 +72,11 @@ def tiny_config(data_dir, **overrides):
     return Config.fromfile(QUICKSTART, tiny_options(data_dir, **overrides))
 
 
-def run_train(data_dir, work_dir, *extra_args, **overrides):
-    """``train.py`` in this process on the tiny config; returns its exit code."""
+def run_train(data_dir, work_dir, *extra_args, config=QUICKSTART, **overrides):
+    """``train.py`` in this process on the tiny config (or one inheriting the quick start);
+    returns its exit code."""
     options = [f"{key}={value!r}" for key, value in tiny_options(data_dir, **overrides).items()]
-    return train.main(["--config", QUICKSTART, "--work-dir", str(work_dir), "--device_target",
+    return train.main(["--config", config, "--work-dir", str(work_dir), "--device_target",
                        "CPU", *extra_args, "--cfg-options", *options])
 
 
@@ -89,8 +93,7 @@ def build_parts(cfg, lr=0.01, seed=0):
 
 
 def take_steps(network, step, batch, count):
-    targets = batch_targets(network.bbox_head, batch)
-    return [step(ms.Tensor(batch["img"]), targets, i)["loss"] for i in range(count)]
+    return [step(batch, i)["loss"] for i in range(count)]
 
 
 def parameter_values(network):
@@ -112,10 +115,8 @@ def test_a_few_steps_on_one_batch_lower_the_loss(data_dir):
 def test_compiled_step_gives_the_losses_and_gradients_of_the_op_by_op_step(data_dir):
     network, step, batch = build_parts(tiny_config(data_dir))
     compiled = TrainStep(network, step.optimizer, jit_step=True)
-    targets = batch_targets(network.bbox_head, batch)
-    img = ms.Tensor(batch["img"])
-    values, grads = step.gradients(img, targets)
-    compiled_values, compiled_grads = compiled.gradients(img, targets)
+    values, grads = step.gradients(batch)
+    compiled_values, compiled_grads = compiled.gradients(batch)
     for name, value in values.items():
         assert compiled_values[name] == pytest.approx(value, rel=1e-5), name
     for param, grad, compiled_grad in zip(step.optimizer.parameters, grads, compiled_grads):
@@ -345,7 +346,7 @@ def test_a_nan_loss_stops_naming_the_iteration_and_keeps_the_last_checkpoint(
 
 def test_a_failing_save_leaves_no_partial_file(data_dir, tmp_path, monkeypatch):
     network, step, _ = build_parts(tiny_config(data_dir))
-    trainer = Trainer(network, step, None, None, 2, str(tmp_path), get_logger())
+    trainer = Trainer(network, step, None, 2, str(tmp_path), get_logger())
     trainer.epoch, trainer.iteration = 1, 2
     trainer.save_checkpoint()
     saved_bytes = {name: (tmp_path / name).read_bytes() for name in ("epoch_1.ckpt", "latest.ckpt")}

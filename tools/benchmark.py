@@ -70,7 +70,18 @@ def parse_args(argv=None):
                        ("PyTorch checkpoint", args.torch_baseline)):
         if path and not os.path.isfile(path):
             parser.error(f"{what} file not found: {path}")
+    if args.torch_baseline and _uses_dcn_or_resnext(args):
+        parser.error("--torch-baseline: tools/original_forward.py has no deformable or grouped "
+                     "convolutions, so it cannot time this config (DCN / ResNeXt)")
     return args
+
+
+def _uses_dcn_or_resnext(args):
+    from mmdet_ms.config import Config
+    model = Config.fromfile(args.config, args.cfg_options).model
+    return (model.backbone.get("type") == "ResNeXt" or model.backbone.get("dcn") is not None
+            or model.bbox_head.get("use_dcn_in_tower")
+            or model.get("mask_feat_head", {}).get("conv_cfg") is not None)
 
 
 def _seconds(function):

@@ -25,6 +25,7 @@ from mmdet_ms.apis.inference import preprocess  # noqa: E402
 from mmdet_ms.apis.mindir import default_export_size, export_mindir  # noqa: E402
 from mmdet_ms.config import add_cfg_options_argument  # noqa: E402
 from mmdet_ms.utils.device import add_device_argument  # noqa: E402
+from mmdet_ms.utils.paths import check_output_file  # noqa: E402
 
 USAGE_ERROR = 2
 
@@ -33,7 +34,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="config file")
-    parser.add_argument("--checkpoint", required=True, help="MindSpore checkpoint (.ckpt)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="MindSpore checkpoint (.ckpt), a model-zoo name (SOLOv2_R101_3x) or "
+                             "an http(s) URL of an original .pth (init_detector fetches it)")
     parser.add_argument("--out", required=True, help="MindIR file to write (.mindir)")
     sizes = parser.add_mutually_exclusive_group()
     sizes.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
@@ -66,6 +69,10 @@ def main(argv=None):
             raise FileNotFoundError(f"config file not found: {args.config}")
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        if not args.out.endswith(".mindir"):
+            raise ValueError(f"--out {args.out}: a MindIR file name must end with .mindir")
+        check_output_file("--out", args.out, [("config file", args.config),
+                                              ("checkpoint", args.checkpoint)])
         model = init_detector(args.config, args.checkpoint, args.device_target, args.cfg_options)
         size = export_size(args, model)
         export_mindir(model, args.out, size, args.batch_size)

@@ -74,4 +74,5 @@ total_epochs = 20
 # (recompiled only for a new positive-slot count, a power of two): ~1.7x faster a step.
 jit_train_step = True
 log_config = dict(interval=10)
+evaluation = dict(interval=5, metric=['segm', 'bbox'])
 work_dir = './work_dirs/solov2_light_r18_synthetic_quickstart'

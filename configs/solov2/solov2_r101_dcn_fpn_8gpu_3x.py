@@ -1,5 +1,5 @@
-# Model-zoo config with deformable convolutions: this port refuses it with a clear message
-# (MindSpore has no DCNv2 kernel on every target). Kept so its name gives that message.
+# SOLOv2 R101 with deformable convolutions (DCN v2): the 3x3 convs of backbone stages 2-4, every
+# conv of both head towers and every conv of the mask-feature head.
 _base_ = './solov2_r101_fpn_8gpu_3x.py'
 model = dict(
     backbone=dict(

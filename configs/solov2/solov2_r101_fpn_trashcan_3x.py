@@ -24,4 +24,6 @@ data = dict(
         img_prefix=data_root + 'val/',
         classes=classes))
 log_config = dict(interval=5)
+# COCO AP on data.val after every epoch; best_segm_mAP.ckpt keeps the best epoch.
+evaluation = dict(interval=1, metric=['segm', 'bbox'])
 work_dir = './work_dirs/solov2_r101_fpn_trashcan_3x'

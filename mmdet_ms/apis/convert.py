@@ -6,12 +6,16 @@ from ..model_zoo import guess_config
 from ..models import build_detector
 from ..utils.checkpoint import (convert_torch_state, read_torch_checkpoint, save_checkpoint,
                                 torch_name)
+from ..utils.paths import check_output_file
 
 
-def convert(src, dst, config=None, cfg_options=None, verbose=False):
+def convert(src, dst, config=None, cfg_options=None, verbose=False, unsafe_pickle=False):
     """Convert ``src`` (.pth) to ``dst`` (.ckpt), checking every tensor against the network built
-    from ``config`` (None: guessed from the checkpoint). Returns (config path, number of tensors)."""
-    state, meta = read_torch_checkpoint(src)
+    from ``config`` (None: guessed from the checkpoint). Returns (config path, number of tensors).
+    ``unsafe_pickle``: read a file that pickles non-tensor objects (runs code from it)."""
+    check_output_file("output checkpoint", dst, inputs=[("source checkpoint", src),
+                                                        ("config file", config)])
+    state, meta = read_torch_checkpoint(src, unsafe_pickle)
     options = dict(cfg_options or {})
     if config is None:
         config, num_classes = guess_config(state)

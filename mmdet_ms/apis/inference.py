@@ -5,6 +5,7 @@ import numpy as np
 from ..config import Config
 from ..core.class_names import default_class_names
 from ..datasets.transforms import Compose
+from ..hub import resolve_checkpoint
 from ..models import build_detector
 from ..utils.checkpoint import load_checkpoint
 from ..utils.device import set_device
@@ -19,9 +20,10 @@ def _as_config(config, cfg_options):
     return cfg
 
 
-def build_test_pipeline(cfg):
-    """The config's test pipeline, reading the image from ``results['img']`` (a path or an array)."""
-    steps = [dict(step) for step in cfg.data.test.pipeline]
+def build_test_pipeline(cfg, split="test"):
+    """The pipeline of ``cfg.data[split]`` (a test-mode one), reading the image from
+    ``results['img']`` (a path or an array)."""
+    steps = [dict(step) for step in cfg.data[split].pipeline]
     steps[0] = dict(type="LoadImage")
     return Compose(steps)
 
@@ -37,20 +39,26 @@ def class_names(cfg, meta):
 
 
 def init_detector(config, checkpoint=None, device_target=None, cfg_options=None,
-                  mode="pynative"):
+                  mode="graph"):
     """A SOLOv2 network in eval mode with ``.cfg``, ``.CLASSES``, ``.test_pipeline`` and
     ``.network_runner``.
 
     Args:
-        config: a config file path or a ``Config``.
-        checkpoint: a MindSpore ``.ckpt`` (e.g. from ``weight_convert.py``); None: random weights.
+        config: a config file path or a ``Config``; None with a model-zoo name as checkpoint.
+        checkpoint: a MindSpore ``.ckpt`` (e.g. from ``weight_convert.py``), a model-zoo name
+            (``SOLOv2_R101_3x``) or an http(s) URL of an original ``.pth``, fetched, converted
+            and cached by ``mmdet_ms.hub``; None: random weights.
         device_target: 'Ascend', 'GPU' or 'CPU'; None picks the best available.
         cfg_options: dict of dotted-key overrides, as ``--cfg-options``.
-        mode: 'pynative' runs the network op by op; 'graph' compiles it once per padded input
-            shape with ``ms.jit`` (faster from the second image of a shape on; same results).
+        mode: 'graph' (default) compiles the network once per padded input shape with ``ms.jit``
+            (seconds at the first image of a shape, faster from then on; results equal
+            PyNative's within float32 rounding); 'pynative' runs it op by op.
     """
     check_run_mode(mode)
     set_device(device_target)
+    checkpoint, config = resolve_checkpoint(checkpoint, config)
+    if config is None:
+        raise ValueError(f"give a config for {checkpoint} (only model-zoo names bring their own)")
     cfg = _as_config(config, cfg_options)
     model = build_detector(cfg.model, cfg.get("train_cfg"), cfg.get("test_cfg"))
     model.set_train(False)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from ..datasets.transforms.loading import ImageReadError, read_image
+from ..engine.distributed import all_gather_objects
+from ..evaluation.coco_eval import evaluate_coco
 from ..evaluation.results import instances_to_coco, instances_to_file_records, save_results
 from ..utils.visualization import draw_instances, write_image
 from .inference import inference_detector
@@ -143,7 +145,7 @@ def _check_image_size(image, img_info, path):
                          f"{img_info['height']}x{img_info['width']}")
 
 
-def run_dataset(model, dataset, show_dir=None, score_thr=0.3):
+def run_dataset(model, dataset, show_dir=None, score_thr=0.3, rank=0, world_size=1):
     """COCO result records of ``model`` on every image of ``dataset``, in data set order.
 
     Each image's masks are RLE-encoded as soon as it is done: full-size masks of a whole
@@ -153,9 +155,12 @@ def run_dataset(model, dataset, show_dir=None, score_thr=0.3):
         dataset: a test-mode CocoDataset (``img_infos``, ``img_prefix``, ``label2cat``).
         show_dir: if given, each image is drawn there under its file name.
         score_thr: the lowest score drawn in ``show_dir`` (every instance is recorded).
+        rank, world_size: run only images ``rank``, ``rank + world_size``, ... (one share of a
+            data-parallel evaluation; the progress bar on rank 0).
     """
     records = []
-    for img_info in tqdm(dataset.img_infos, desc="evaluating", unit="img"):
+    img_infos = dataset.img_infos[rank::world_size]
+    for img_info in tqdm(img_infos, desc="evaluating", unit="img", disable=rank != 0):
         path = os.path.join(dataset.img_prefix or "", img_info["filename"])
         image = read_image(path)
         _check_image_size(image, img_info, path)
@@ -165,3 +170,24 @@ def run_dataset(model, dataset, show_dir=None, score_thr=0.3):
             write_image(os.path.join(show_dir, img_info["filename"]),
                         draw_instances(image, result, dataset.CLASSES, score_thr))
     return records
+
+
+def metric_names(iou_type):
+    """mmdetection's log names of the six AP numbers of an IoU type."""
+    return {f"{iou_type}_mAP{suffix}": name for suffix, name in
+            (("", "AP"), ("_50", "AP50"), ("_75", "AP75"), ("_s", "APs"), ("_m", "APm"),
+             ("_l", "APl"))}
+
+
+def evaluate_dataset(model, dataset, iou_types, rank=0, world_size=1, log=print):
+    """COCO AP of ``model`` on ``dataset``, each rank running its share of the images and rank 0
+    scoring all of them; ``{'segm_mAP': .., 'segm_mAP_50': .., ...}`` on rank 0, {} elsewhere."""
+    records = run_dataset(model, dataset, rank=rank, world_size=world_size)
+    shares = all_gather_objects(records, world_size)
+    if rank != 0:
+        return {}
+    all_records = [record for share in shares for record in share]
+    metrics = evaluate_coco(dataset.coco, all_records, iou_types=iou_types,
+                            img_ids=dataset.img_ids, log=log)
+    return {key: metrics[iou_type][name] for iou_type in iou_types
+            for key, name in metric_names(iou_type).items()}

@@ -15,9 +15,10 @@ import mindspore.nn as nn
 import numpy as np
 from mindspore.train.mind_ir_pb2 import ModelProto
 
-from ..core.postprocess import get_seg_batch
+from ..core.solo_postprocess import batch_postprocess_of
 from ..models.layers import use_compiled_inference_form
 from ..registry import ConfigError
+from ..utils.paths import apply_umask
 from .runners import outputs_to_numpy
 
 INFO_KEY = "solov2"  # the user_info entry holding what post-processing needs from the network
@@ -61,7 +62,7 @@ def _store_info(info):
 
 
 def export_mindir(model, path, size, batch_size=1):
-    """Write ``model``'s network (a SOLOv2 cell in eval mode) as MindIR for input
+    """Write ``model``'s network (a SOLOv2 or SOLO cell in eval mode) as MindIR for input
     (batch_size, 3, H, W) with ``size`` = (H, W), both multiples of 32. Returns ``path``.
     ``model``'s GroupNorms are left in their compiled inference form, as in graph mode."""
     if not path.endswith(".mindir"):
@@ -73,10 +74,12 @@ def export_mindir(model, path, size, batch_size=1):
     input_shape = (int(batch_size), 3, height, width)
     head = model.bbox_head
     info = dict(input_shape=input_shape, num_grids=list(head.num_grids),
-                strides=list(head.strides), classes=list(getattr(model, "CLASSES", ()) or ()))
+                strides=list(head.strides), classes=list(getattr(model, "CLASSES", ()) or ()),
+                head=type(head).__name__)
     example = ms.Tensor(np.zeros(input_shape, np.float32))
     use_compiled_inference_form(model)
     ms.export(model, example, file_name=path, file_format="MINDIR", custom_func=_store_info(info))
+    apply_umask(path)  # MindSpore leaves it read-only to its owner (0400)
     return path
 
 
@@ -142,8 +145,11 @@ class MindIRDetector:
         self.num_grids = tuple(runner.info["num_grids"])
         self.strides = tuple(runner.info["strides"])
         self.test_cfg = dict(cfg.test_cfg)
+        self._batch_postprocess = batch_postprocess_of(runner.info.get("head", "SOLOv2Head"))
 
-    def postprocess(self, cate_scores, kernels, mask_feat, img_metas):
-        """numpy network outputs for a batch → one InstanceResult per image (as SOLOv2's)."""
-        return get_seg_batch(cate_scores, kernels, mask_feat, self.num_grids, self.strides,
-                             img_metas, self.test_cfg)
+    def postprocess(self, *outputs_and_metas):
+        """numpy network outputs for a batch, then ``img_metas`` → one InstanceResult per image
+        (as the exported detector's ``postprocess``)."""
+        *outputs, img_metas = outputs_and_metas
+        return self._batch_postprocess(outputs, self.num_grids, self.strides, img_metas,
+                                       self.test_cfg)

@@ -9,14 +9,15 @@ import numpy as np
 from ..datasets import build_dataloader, build_dataset, check_num_classes
 from ..engine.distributed import init_distributed
 from ..engine.logger import get_logger
-from ..engine.lr_schedule import StepLrSchedule
 from ..engine.optimizer import build_optimizer
 from ..engine.train_state import epoch_checkpoints
 from ..engine.train_step import TrainStep
 from ..engine.trainer import Trainer
+from ..hub import resolve_checkpoint
 from ..models import build_detector
-from ..utils.checkpoint import CheckpointError, load_checkpoint
+from ..utils.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries
 from ..utils.device import set_device
+from .train_hooks import register_training_hooks
 
 
 def scaled_lr(cfg, total_batch, logger):
@@ -60,8 +61,10 @@ def find_resumable_checkpoint(work_dir, trainer, logger):
 
 
 def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_resume=False,
-                   seed=0, device_target=None, distributed=False):
+                   seed=0, device_target=None, distributed=False, validate=True):
     """Train ``cfg``'s model on ``cfg.data.train``.
+
+    ``validate``: run the config's ``evaluation`` (on ``data.val``) during training.
 
     ``distributed``: join the data-parallel group the launcher (msrun) set up; each rank reads its
     own shard and gradients are averaged. ``auto_resume``: continue from the newest complete
@@ -75,6 +78,7 @@ def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_re
     np.random.seed(seed)
     if rank == 0:
         os.makedirs(work_dir, exist_ok=True)
+        remove_stale_temporaries(work_dir, log=logger.info)
         cfg.dump(os.path.join(work_dir, "config.py"))
 
     dataset = build_dataset(cfg.data.train)
@@ -85,7 +89,7 @@ def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_re
                 f"{world_size} rank(s); classes: {', '.join(dataset.CLASSES)}")
 
     network = build_detector(cfg.model, cfg.get("train_cfg"), cfg.get("test_cfg"))
-    load_from = load_from or cfg.get("load_from")
+    load_from = resolve_checkpoint(load_from or cfg.get("load_from"))[0]  # path, zoo name or URL
     if load_from:
         load_pretrained(network, load_from, logger)
     elif network.pretrained:
@@ -100,13 +104,11 @@ def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_re
     grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
     step = TrainStep(network, optimizer, grad_clip, grad_reducer,
                      jit_step=cfg.get("jit_train_step", False))
-    lr_cfg = dict(cfg.lr_config)
-    schedule = StepLrSchedule(lr, **lr_cfg)
     meta = dict(CLASSES=list(dataset.CLASSES), config=os.path.basename(cfg.filename or ""),
                 seed=seed)
-    trainer = Trainer(network, step, loader, schedule, cfg.total_epochs, work_dir, logger,
-                      rank=rank, log_interval=cfg.log_config.interval,
-                      checkpoint_interval=cfg.checkpoint_config.interval, meta=meta)
+    trainer = Trainer(network, step, loader, cfg.total_epochs, work_dir, logger, rank=rank,
+                      meta=meta)
+    register_training_hooks(trainer, cfg, lr, rank, world_size, logger, validate)
     resume_from = resume_from or cfg.get("resume_from")
     if resume_from:
         trainer.resume(resume_from)

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from mmdet_ms.core.instances import InstanceResult
-from mmdet_ms.core.matrix_nms import matrix_nms
+from mmdet_ms.core.matrix_nms import MATRIX_NMS_KERNELS, matrix_nms
 from mmdet_ms.core.targets import MASK_FEAT_STRIDE  # the mask feature is at 1/4 of the padded input
+from mmdet_ms.registry import ConfigError
 
 TEST_CFG_KEYS = ("nms_pre", "score_thr", "mask_thr", "update_thr", "kernel", "sigma", "max_per_img")
 MASK_CHUNK = 64  # cells whose soft masks are computed together
@@ -42,6 +43,24 @@ def get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides, img
     kernel_preds = np.asarray(kernel_preds, dtype=np.float32)
     mask_feat = np.asarray(mask_feat, dtype=np.float32)
     _check_inputs(cate_scores, kernel_preds, mask_feat, num_grids, strides)
+    return segment_cells(cate_scores, lambda cells: _soft_masks(kernel_preds[cells], mask_feat),
+                         _cell_strides(num_grids, strides), img_shape, ori_shape, cfg)
+
+
+def segment_cells(cate_scores, soft_masks_of, cell_strides, img_shape, ori_shape, test_cfg):
+    """The SOLO family's post-processing of one image once its cells' soft masks can be had.
+
+    Args:
+        cate_scores: (num_cells, C) float32 category scores after sigmoid and points NMS.
+        soft_masks_of: callable, (n,) cell indices → (n, Hf, Wf) float32 soft masks (after
+            sigmoid) at stride 4 of the padded input; called on candidate cells only.
+        cell_strides: (num_cells,) float32 stride of each cell's level.
+        img_shape, ori_shape, test_cfg: as in ``get_seg_single``.
+
+    Returns:
+        InstanceResult at the original size.
+    """
+    cfg = _read_test_cfg(test_cfg)
     height, width = int(img_shape[0]), int(img_shape[1])
     ori_height, ori_width = int(ori_shape[0]), int(ori_shape[1])
     empty = InstanceResult.empty(ori_height, ori_width)
@@ -51,11 +70,10 @@ def get_seg_single(cate_scores, kernel_preds, mask_feat, num_grids, strides, img
         return empty
     scores = cate_scores[cell_inds, cate_labels]
 
-    # Several classes of one cell share its kernel, hence its mask: compute each cell's once.
+    # Several classes of one cell share its mask: compute each cell's once.
     candidate_cells, cand_to_cell = np.unique(cell_inds, return_inverse=True)
-    cell_strides = _cell_strides(num_grids, strides)[candidate_cells]
     soft_masks, mask_areas, maskness, cell_to_mask = _surviving_soft_masks(
-        kernel_preds[candidate_cells], mask_feat, cfg["mask_thr"], cell_strides)
+        candidate_cells, soft_masks_of, cfg["mask_thr"], cell_strides[candidate_cells])
     cand_to_mask = cell_to_mask[cand_to_cell]
     keep = cand_to_mask >= 0
     if not keep.any():
@@ -145,12 +163,12 @@ def _masks_at_original_size(soft_masks, mask_inds, img_size, ori_size, mask_thr)
     return final_masks
 
 
-def _surviving_soft_masks(kernels, mask_feat, mask_thr, cell_strides):
+def _surviving_soft_masks(cells, soft_masks_of, mask_thr, cell_strides):
     """Soft masks of the cells whose binary area (``> mask_thr``) exceeds their level's stride.
 
     Args:
-        kernels: (U, E) one dynamic kernel per candidate cell.
-        mask_feat: (E, Hf, Wf).
+        cells: (U,) the candidate cells.
+        soft_masks_of: callable, cell indices → their (n, Hf, Wf) soft masks.
         mask_thr: threshold of the binary masks.
         cell_strides: (U,) float32 stride of each cell's level.
 
@@ -160,10 +178,10 @@ def _surviving_soft_masks(kernels, mask_feat, mask_thr, cell_strides):
         ``MASK_CHUNK`` cells at a time, so that dropped cells never pile up in memory.
     """
     kept_masks, kept_areas, kept_maskness = [], [], []
-    cell_to_mask = np.full(len(kernels), -1, dtype=np.int64)
+    cell_to_mask = np.full(len(cells), -1, dtype=np.int64)
     num_kept = 0
-    for start in range(0, len(kernels), MASK_CHUNK):
-        soft_masks = _soft_masks(kernels[start:start + MASK_CHUNK], mask_feat)  # (chunk, Hf, Wf)
+    for start in range(0, len(cells), MASK_CHUNK):
+        soft_masks = soft_masks_of(cells[start:start + MASK_CHUNK])  # (chunk, Hf, Wf)
         binary_masks = soft_masks > mask_thr
         mask_areas = binary_masks.sum(axis=(1, 2)).astype(np.float32)
         keep = np.flatnonzero(mask_areas > cell_strides[start:start + MASK_CHUNK])
@@ -203,8 +221,39 @@ def _sort_desc(values):
     return np.argsort(-values, kind="stable")
 
 
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+# What each test_cfg value must be, as (test, description); a string or a fraction given with
+# --cfg-options would otherwise fail inside numpy after the network ran, or be truncated.
+_TEST_CFG_TYPES = {
+    "nms_pre": (lambda v: _is_integer(v) and v >= 1, "an integer >= 1"),
+    "max_per_img": (lambda v: _is_integer(v) and v >= 1, "an integer >= 1"),
+    "score_thr": (_is_number, "a number"),
+    "mask_thr": (_is_number, "a number"),
+    "update_thr": (_is_number, "a number"),
+    "sigma": (_is_number, "a number"),
+    "kernel": (lambda v: v in MATRIX_NMS_KERNELS, " or ".join(map(repr, MATRIX_NMS_KERNELS))),
+}
+
+
+def check_test_cfg(test_cfg):
+    """Raise ConfigError naming the key for a test_cfg value of the wrong type (present keys only;
+    a missing one is reported when post-processing runs)."""
+    for key, (valid, wanted) in _TEST_CFG_TYPES.items():
+        value = test_cfg.get(key) if isinstance(test_cfg, dict) else getattr(test_cfg, key, None)
+        if value is not None and not valid(value):
+            raise ConfigError(f"test_cfg.{key} must be {wanted}, got {value!r:.40}")
+
+
 def _read_test_cfg(test_cfg):
     """The post-processing settings (from a dict or an attribute object) as a plain dict."""
+    check_test_cfg(test_cfg)
     cfg = {}
     for key in TEST_CFG_KEYS:
         value = test_cfg.get(key) if isinstance(test_cfg, dict) else getattr(test_cfg, key, None)

@@ -116,10 +116,11 @@ def _positive_cells(centre_x, centre_y, half_w, half_h, mask_feat_size, num_grid
     return [i * num_grid + j for i in range(top, down + 1) for j in range(left, right + 1)]
 
 
-def _rescaled_mask_target(mask, mask_feat_size):
-    """The mask at 1/4 scale (as mmcv.imrescale: bilinear on uint8), top-left on a (Hf, Wf) canvas."""
+def _rescaled_mask_target(mask, mask_feat_size, stride=MASK_FEAT_STRIDE):
+    """The mask at 1/``stride`` scale (as mmcv.imrescale: bilinear on uint8), top-left on a
+    (Hf, Wf) canvas."""
     height, width = mask.shape
-    new_size = (int(width / MASK_FEAT_STRIDE + 0.5), int(height / MASK_FEAT_STRIDE + 0.5))
+    new_size = (int(width / stride + 0.5), int(height / stride + 0.5))
     small = cv2.resize(mask, new_size, interpolation=cv2.INTER_LINEAR)
     if small.shape[0] > mask_feat_size[0] or small.shape[1] > mask_feat_size[1]:
         raise ValueError(f"gt mask of size {mask.shape} rescales to {small.shape}, larger than the "

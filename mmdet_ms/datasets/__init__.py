@@ -8,7 +8,7 @@ from .synthetic import make_synthetic_coco
 from .transforms import Compose, ImageReadError
 
 __all__ = [
-    "transforms", "build_dataset", "check_num_classes", "CocoDataset", "load_coco", "DataLoader", "GroupSampler",
-    "build_dataloader", "collate", "SYNTHETIC_CATEGORIES", "make_synthetic_coco", "Compose",
-    "ImageReadError",
+    "transforms", "build_dataset", "check_num_classes", "CocoDataset", "load_coco", "DataLoader",
+    "GroupSampler", "build_dataloader", "collate", "SYNTHETIC_CATEGORIES", "make_synthetic_coco",
+    "Compose", "ImageReadError",
 ]

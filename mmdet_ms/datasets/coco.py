@@ -8,11 +8,13 @@ import contextlib
 import io
 import json
 import os
+import sys
 
 import numpy as np
 from pycocotools.coco import COCO
 
 from ..registry import DATASETS, ConfigError
+from ..utils.segmentation import UNUSABLE_DESCRIPTION, usable_segmentation
 from .transforms import Compose
 
 # A training image whose pipeline returns None is replaced by another one of its group; a pipeline
@@ -46,6 +48,10 @@ def load_coco(ann_file, require_annotations=True):
         missing = [key for key in ("id", "file_name", "width", "height") if key not in img]
         if missing:
             raise ValueError(f"annotation file '{ann_file}': image {img!r:.100} lacks {', '.join(missing)}")
+    for ann in data.get("annotations") or []:
+        if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
+            raise ValueError(f"annotation file '{ann_file}': annotation {ann!r:.100} lacks id or "
+                             "image_id")
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
@@ -103,7 +109,9 @@ class CocoDataset:
         self.label2cat = dict(enumerate(self.cat_ids))
         self.CLASSES = tuple(self.coco.cats[cat_id]["name"] for cat_id in self.cat_ids)
         self.img_infos = [dict(info, filename=info["file_name"]) for info in self.coco.dataset["images"]]
+        self._unusable_ann_ids = set()
         if not test_mode:
+            self._drop_unusable_segmentations()
             self.img_infos = self._filtered(self.img_infos, min_size)
             if not self.img_infos:
                 raise ValueError(f"annotation file '{ann_file}' has no training image with a usable "
@@ -140,7 +148,8 @@ class CocoDataset:
         bboxes, labels, masks, bboxes_ignore = [], [], [], []
         for ann in self.coco.imgToAnns.get(img_info["id"], []):
             self._check_ann(ann)
-            if ann.get("ignore", False) or ann["category_id"] not in self.cat2label:
+            if (ann.get("ignore", False) or ann["category_id"] not in self.cat2label
+                    or ann["id"] in self._unusable_ann_ids):
                 continue
             x, y, w, h = ann["bbox"]
             if ann["area"] <= 0 or w < 1 or h < 1:
@@ -157,6 +166,27 @@ class CocoDataset:
                     bboxes_ignore=np.array(bboxes_ignore, dtype=np.float32).reshape(-1, 4),
                     masks=masks)
 
+    def _drop_unusable_segmentations(self):
+        """Drop the polygons no mask can be made of and skip the annotations left without a
+        usable segmentation (see ``utils.segmentation``), with one warning line for the file."""
+        skipped, dropped_polygons = 0, 0
+        for ann in self.coco.dataset["annotations"]:
+            if ann.get("iscrowd", False) or "segmentation" not in ann:
+                continue  # crowd regions are ignored boxes; a missing key is an error below
+            img = self.coco.imgs.get(ann["image_id"], {})
+            usable, dropped = usable_segmentation(ann["segmentation"], img.get("height"),
+                                                  img.get("width"))
+            dropped_polygons += dropped
+            if usable is None:
+                self._unusable_ann_ids.add(ann["id"])
+                skipped += 1
+            else:
+                ann["segmentation"] = usable
+        if skipped or dropped_polygons:
+            print(f"WARNING: annotation file '{self.ann_file}': skipped {skipped} annotation(s) "
+                  f"without a usable segmentation and dropped {dropped_polygons} unusable "
+                  f"polygon(s) ({UNUSABLE_DESCRIPTION})", file=sys.stderr)
+
     def _check_ann(self, ann):
         missing = [key for key in ("category_id", "bbox", "area", "segmentation") if key not in ann]
         if missing:
@@ -165,6 +195,12 @@ class CocoDataset:
         if ann["category_id"] not in self.coco.cats:
             raise ValueError(f"annotation file '{self.ann_file}': annotation {ann.get('id')} has "
                              f"category_id {ann['category_id']}, which is not among its categories")
+        box, area = ann["bbox"], ann["area"]
+        if (not isinstance(box, (list, tuple)) or len(box) != 4
+                or not all(isinstance(v, (int, float)) for v in (*box, area))):
+            raise ValueError(f"annotation file '{self.ann_file}': annotation {ann.get('id')} has "
+                             f"bbox {box!r:.60} and area {area!r:.20}; they must be [x, y, w, h] "
+                             "and a number")
 
     def _results(self, idx, with_ann):
         results = dict(img_info=self.img_infos[idx], img_prefix=self.img_prefix,

@@ -1,13 +1,17 @@
-"""One SOLOv2 optimisation step: targets (numpy, per image) → forward → dice + focal losses →
-gradients → mean over ranks → clip by global L2 norm → SGD update.
+"""One optimisation step of any detector: targets (host) → forward → losses → gradients; then,
+from the optimizer hook, mean over ranks → clip by global L2 norm → update.
 
-The targets are packed into fixed shapes (`pack_targets`), so with ``jit_step`` the network and
-the losses each run as a compiled graph (and so do their backward passes) inside the PyNative
-step: on the CPU (quick start) 1.7x faster a step than op by op and 1.3x faster than with only the
-network compiled; faster too than compiling the whole step as one graph, whose backward ran 1.5x
-slower than the compiled network's here. Each new input shape (image size, or positive slots: a
-power of two) compiles again (seconds to tens of seconds), so it suits fixed-size inputs (the
-quick start); op by op is the default.
+The engine knows a detector only through its training interface (see
+`mmdet_ms.models.detectors.SOLOv2`): ``loss_names``, ``train_targets(batch, static_shapes)``
+(numpy), ``train_outputs(img)`` (flat Tensors) and ``loss`` (a parameter-free cell from outputs
+and targets to one scalar per name). The step sums the losses and differentiates the sum.
+
+With ``jit_step`` the network and the losses each run as a compiled graph (and so do their
+backward passes) inside the PyNative step: on the CPU (quick start) 1.7x faster a step than op
+by op and 1.3x faster than with only the network compiled; faster too than compiling the whole
+step as one graph, whose backward ran 1.5x slower than the compiled network's here. Each new
+input shape (image size, or positive slots: a power of two) compiles again (seconds to tens of
+seconds), so it suits fixed-size inputs (the quick start); op by op is the default.
 """
 import math
 
@@ -15,33 +19,20 @@ import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from ..core.targets import MASK_FEAT_STRIDE, solov2_targets_single
-from ..models.heads.solov2_loss import as_tensors, pack_targets, solov2_loss
-
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; training stops before the update."""
 
 
-def batch_targets(head, batch):
-    """Per-image, per-level targets for a collated batch (masks at each image's pad size)."""
-    height, width = batch["img"].shape[2:]
-    mask_feat_size = (height // MASK_FEAT_STRIDE, width // MASK_FEAT_STRIDE)
-    return [solov2_targets_single(boxes, labels, masks, mask_feat_size, head.scale_ranges,
-                                  head.num_grids, head.sigma)
-            for boxes, labels, masks in zip(batch["gt_bboxes"], batch["gt_labels"],
-                                            batch["gt_masks"])]
-
-
 class TrainOutputs(nn.Cell):
-    """The network's raw training outputs (cate logits, kernels, mask feature) as one cell."""
+    """The detector's flat training outputs as one cell."""
 
     def __init__(self, network):
         super().__init__(auto_prefix=False)  # the parameters keep the network's names
         self.network = network
 
     def construct(self, img):
-        return self.network.forward_train_outputs(img)
+        return self.network.train_outputs(img)
 
 
 class CompiledTrainOutputs(TrainOutputs):
@@ -49,30 +40,28 @@ class CompiledTrainOutputs(TrainOutputs):
 
     @ms.jit
     def construct(self, img):
-        return self.network.forward_train_outputs(img)
+        return self.network.train_outputs(img)
 
 
 class TrainLosses(nn.Cell):
-    """`solov2_loss` on flat arguments: the L cate logits, the L kernels, the mask feature, then
-    the `PackedTargets` fields → (total, loss_ins, loss_cate).
+    """The detector's loss cell on flat arguments (outputs, then targets) → (total, *losses).
 
     Flat Tensor arguments, because a compiled cell takes a tuple argument as a constant.
     """
 
-    def __init__(self, num_levels, loss_kwargs):
+    def __init__(self, loss):
         super().__init__()
-        self.num_levels = num_levels
-        self.loss_kwargs = loss_kwargs
+        self.loss = loss
 
     def construct(self, *tensors):
-        return self._losses(tensors)
+        return self._total_and_losses(tensors)
 
-    def _losses(self, tensors):
-        levels = self.num_levels
-        loss_ins, loss_cate = solov2_loss(list(tensors[:levels]), list(tensors[levels:2 * levels]),
-                                          tensors[2 * levels], tensors[2 * levels + 1:],
-                                          **self.loss_kwargs)
-        return loss_ins + loss_cate, loss_ins, loss_cate
+    def _total_and_losses(self, tensors):
+        losses = self.loss(*tensors)
+        total = losses[0]
+        for value in losses[1:]:
+            total = total + value
+        return (total, *losses)
 
 
 class CompiledTrainLosses(TrainLosses):
@@ -80,11 +69,19 @@ class CompiledTrainLosses(TrainLosses):
 
     @ms.jit
     def construct(self, *tensors):
-        return self._losses(tensors)
+        return self._total_and_losses(tensors)
+
+
+def check_finite(values, iteration):
+    """Raise `NonFiniteLossError` naming the iteration (1-based) and the values if any is not
+    finite."""
+    if not all(math.isfinite(v) for v in values.values()):
+        raise NonFiniteLossError(f"non-finite loss at iteration {iteration + 1}: "
+                                 + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
 class TrainStep:
-    """Callable on (img Tensor (B, 3, H, W), targets) → dict of float losses; updates the weights.
+    """Losses and gradients of a batch (``gradients``); ``apply_gradients`` updates the weights.
 
     Args:
         grad_clip: ``dict(max_norm=35, norm_type=2)`` or None.
@@ -96,17 +93,10 @@ class TrainStep:
     def __init__(self, network, optimizer, grad_clip=None, grad_reducer=None, jit_step=False):
         self.network = network
         self.optimizer = optimizer
-        head = network.bbox_head
-        loss_kwargs = dict(
-            num_classes_out=head.cate_out_channels,
-            ins_loss_weight=head.loss_ins_cfg.get("loss_weight", 3.0),
-            cate_loss_weight=head.loss_cate_cfg.get("loss_weight", 1.0),
-            focal_gamma=head.loss_cate_cfg.get("gamma", 2.0),
-            focal_alpha=head.loss_cate_cfg.get("alpha", 0.25))
+        self.loss_names = tuple(network.loss_names)
         self.jit_step = jit_step
         self.outputs = (CompiledTrainOutputs if jit_step else TrainOutputs)(network)
-        self.loss_cell = (CompiledTrainLosses if jit_step else TrainLosses)(len(head.num_grids),
-                                                                            loss_kwargs)
+        self.loss_cell = (CompiledTrainLosses if jit_step else TrainLosses)(network.loss)
         self.max_norm = None
         if grad_clip:
             if grad_clip.get("norm_type", 2) != 2:
@@ -114,7 +104,7 @@ class TrainStep:
             self.max_norm = float(grad_clip["max_norm"])
         self.grad_reducer = grad_reducer
         self.grad_fn = ms.value_and_grad(self.losses, None, optimizer.parameters, has_aux=True)
-        # One compiled graph for reduce + clip + SGD: op by op over every parameter it costs
+        # One compiled graph for reduce + clip + update: op by op over every parameter it costs
         # about as much as the backward pass of a small model.
         self._compiled_update = ms.jit(self._apply_gradients)
 
@@ -134,25 +124,27 @@ class TrainStep:
         return self.optimizer(grads)
 
     def losses(self, img, targets):
-        """(total, loss_ins, loss_cate) for a batch and its `PackedTargets`; the total is what is
-        differentiated."""
-        cate_preds, kernel_preds, mask_feat = self.outputs(img)
-        return self.loss_cell(*cate_preds, *kernel_preds, mask_feat, *targets)
+        """(total, *losses in ``loss_names`` order) for a batch and its targets (Tensors); the
+        total is what is differentiated."""
+        return self.loss_cell(*self.outputs(img), *targets)
 
-    def gradients(self, img, targets_per_image):
-        """Losses (floats) and gradients (one per ``optimizer.parameters``) of a batch, from the
-        per-image targets of `batch_targets`."""
-        targets = as_tensors(pack_targets(targets_per_image, round_to_power_of_two=self.jit_step))
-        (loss, loss_ins, loss_cate), grads = self.grad_fn(img, targets)
-        values = dict(loss_ins=float(loss_ins.asnumpy()), loss_cate=float(loss_cate.asnumpy()),
-                      loss=float(loss.asnumpy()))
+    def targets(self, batch):
+        """The detector's targets of a collated batch, as Tensors."""
+        return tuple(ms.Tensor(array) for array in
+                     self.network.train_targets(batch, static_shapes=self.jit_step))
+
+    def gradients(self, batch):
+        """Losses ({name: float}, with their sum as ``loss``) and gradients (one per
+        ``optimizer.parameters``) of a collated batch."""
+        (total, *losses), grads = self.grad_fn(ms.Tensor(batch["img"]), self.targets(batch))
+        values = {name: float(value.asnumpy()) for name, value in zip(self.loss_names, losses)}
+        values["loss"] = float(total.asnumpy())
         return values, grads
 
-    def __call__(self, img, targets, iteration):
-        values, grads = self.gradients(img, targets)
-        if not all(math.isfinite(v) for v in values.values()):
-            raise NonFiniteLossError(
-                f"non-finite loss at iteration {iteration + 1}: "
-                + ", ".join(f"{k}={v}" for k, v in values.items()))
+    def __call__(self, batch, iteration):
+        """One whole step outside the trainer: losses (floats) of ``batch``; updates the weights
+        unless a loss is not finite (`NonFiniteLossError`)."""
+        values, grads = self.gradients(batch)
+        check_finite(values, iteration)
         self.apply_gradients(grads)
         return values

@@ -1,19 +1,16 @@
 """The training loop shared by ``train.py``, ``train_multi.py`` and ``train_multi_by_snap_ckpt.py``.
 
-Epoch-based as mmdetection: the learning rate is set before every iteration, losses are logged
-every ``log_interval`` iterations (averaged over them) with lr, time, data time and ETA, and
-rank 0 writes ``epoch_N.ckpt`` every ``checkpoint_interval`` epochs plus ``latest.ckpt``.
+Epoch-based as mmcv's runner: the loop only fetches batches and computes losses and gradients
+(`TrainStep.gradients`); everything else is a hook (`engine.hooks`), run in priority order:
+the lr schedule before each iteration; after it the NaN check, the update, the log; after each
+epoch the checkpoint, the evaluation and its log.
 """
 import os
 import shutil
 import time
 
-import mindspore as ms
-
-from .logger import format_eta
-from .optimizer import set_learning_rate
+from .hooks.hook import priority_value
 from .train_state import restore_train_state, save_train_state
-from .train_step import batch_targets
 
 
 def link_or_copy_atomically(src, dst):
@@ -29,74 +26,91 @@ def link_or_copy_atomically(src, dst):
 
 
 class Trainer:
-    def __init__(self, network, train_step, dataloader, lr_schedule, total_epochs, work_dir,
-                 logger, rank=0, log_interval=50, checkpoint_interval=1, meta=None):
+    """State the hooks read: ``epoch`` (epochs completed), ``iteration`` (iterations completed
+    before the current one), ``inner_iter`` (its index in the epoch), ``outputs``
+    (``log_vars``: {name: float}, ``grads``), ``data_time``, ``lr``, ``log_buffer`` (what a hook
+    leaves for another, e.g. evaluation metrics for the logger)."""
+
+    def __init__(self, network, train_step, dataloader, max_epochs, work_dir, logger, rank=0,
+                 meta=None):
         self.network = network
         self.train_step = train_step
+        self.optimizer = train_step.optimizer
         self.dataloader = dataloader
-        self.lr_schedule = lr_schedule
-        self.total_epochs = total_epochs
+        self.max_epochs = max_epochs
         self.work_dir = work_dir
         self.logger = logger
         self.rank = rank
-        self.log_interval = log_interval
-        self.checkpoint_interval = checkpoint_interval
         self.meta = dict(meta or {})
-        self.epoch = 0  # epochs completed
-        self.iteration = 0  # iterations completed
+        self.hooks = []
+        self.epoch = 0
+        self.iteration = 0
+        self.inner_iter = 0
+        self.outputs = {}
+        self.data_time = 0.0
+        self.lr = 0.0
+        self.log_buffer = {}
+
+    @property
+    def iters_per_epoch(self):
+        return len(self.dataloader)
+
+    def register_hook(self, hook, priority=None):
+        """Add ``hook``; ``priority`` (a name of ``hooks.PRIORITIES`` or 0..100) overrides the
+        hook's own."""
+        if priority is not None:
+            hook.priority = priority_value(priority)
+        index = len(self.hooks)
+        while index > 0 and self.hooks[index - 1].priority > hook.priority:
+            index -= 1
+        self.hooks.insert(index, hook)
+
+    def call_hook(self, stage):
+        for hook in self.hooks:
+            getattr(hook, stage)(self)
 
     def resume(self, path):
         """Continue from a training checkpoint: weights, momentum, epoch and iteration."""
-        meta = restore_train_state(path, self.network, self.train_step.optimizer)
+        meta = restore_train_state(path, self.network, self.optimizer)
         self.epoch, self.iteration = int(meta["epoch"]), int(meta["iter"])
         self.logger.info(f"resumed from {path}: epoch {self.epoch}, iteration {self.iteration}")
 
     def run(self):
         self.network.set_train(True)
-        if self.epoch >= self.total_epochs:
-            self.logger.info(f"nothing to do: {self.epoch} of {self.total_epochs} epochs done")
-        while self.epoch < self.total_epochs:
+        self.call_hook("before_run")
+        if self.epoch >= self.max_epochs:
+            self.logger.info(f"nothing to do: {self.epoch} of {self.max_epochs} epochs done")
+        while self.epoch < self.max_epochs:
             self.train_epoch()
-            self.epoch += 1
-            if self.epoch % self.checkpoint_interval == 0 or self.epoch == self.total_epochs:
-                self.save_checkpoint()
+        self.call_hook("after_run")
         self.dataloader.close()
 
     def train_epoch(self):
         self.dataloader.set_epoch(self.epoch)
-        iters_per_epoch = len(self.dataloader)
-        remaining = (self.total_epochs - self.epoch) * iters_per_epoch
-        window, window_start, started = [], time.perf_counter(), time.perf_counter()
+        self.call_hook("before_train_epoch")
         data_start = time.perf_counter()
-        for index, batch in enumerate(self.dataloader):
-            data_time = time.perf_counter() - data_start
-            lr = self.lr_schedule(self.epoch, self.iteration)
-            set_learning_rate(self.train_step.optimizer, lr)
-            targets = batch_targets(self.network.bbox_head, batch)
-            values = self.train_step(ms.Tensor(batch["img"]), targets, self.iteration)
+        for self.inner_iter, batch in enumerate(self.dataloader):
+            self.data_time = time.perf_counter() - data_start
+            self.call_hook("before_train_iter")
+            log_vars, grads = self.train_step.gradients(batch)
+            self.outputs = dict(log_vars=log_vars, grads=grads)
+            self.call_hook("after_train_iter")
+            self.outputs = {}
             self.iteration += 1
-            window.append(dict(values, data_time=data_time))
-            if (index + 1) % self.log_interval == 0 or index + 1 == iters_per_epoch:
-                elapsed = time.perf_counter() - window_start
-                done = index + 1
-                eta = (time.perf_counter() - started) / done * (remaining - done)
-                self._log(index + 1, iters_per_epoch, lr, window, elapsed / len(window), eta)
-                window, window_start = [], time.perf_counter()
             data_start = time.perf_counter()
+        self.epoch += 1
+        self.call_hook("after_train_epoch")
 
-    def _log(self, index, iters_per_epoch, lr, window, iter_time, eta):
-        mean = {key: sum(v[key] for v in window) / len(window) for key in window[0]}
-        losses = ", ".join(f"{k}: {mean[k]:.4f}" for k in ("loss_ins", "loss_cate", "loss"))
-        self.logger.info(
-            f"Epoch [{self.epoch + 1}][{index}/{iters_per_epoch}]\tlr: {lr:.5e}, "
-            f"eta: {format_eta(eta)}, time: {iter_time:.3f}, data_time: {mean['data_time']:.3f}, "
-            f"{losses}")
-
-    def save_checkpoint(self):
+    def save_checkpoint(self, path=None, **meta):
+        """Rank 0: the training state into ``path`` (default ``epoch_N.ckpt``, then linked as
+        ``latest.ckpt``), atomically; ``meta`` is stored beside epoch, iteration and the run's
+        meta."""
         if self.rank != 0:
             return
-        path = os.path.join(self.work_dir, f"epoch_{self.epoch}.ckpt")
-        meta = dict(self.meta, epoch=self.epoch, iter=self.iteration)
-        save_train_state(path, self.network, self.train_step.optimizer, meta)
-        link_or_copy_atomically(path, os.path.join(self.work_dir, "latest.ckpt"))
-        self.logger.info(f"saved {path}")
+        epoch_file = path is None
+        path = path or os.path.join(self.work_dir, f"epoch_{self.epoch}.ckpt")
+        save_train_state(path, self.network, self.optimizer,
+                         dict(self.meta, epoch=self.epoch, iter=self.iteration, **meta))
+        if epoch_file:
+            link_or_copy_atomically(path, os.path.join(self.work_dir, "latest.ckpt"))
+            self.logger.info(f"saved {path}")

@@ -1,11 +1,14 @@
 """COCO mask and box AP of result records, with pycocotools' summary and a per-class table."""
 import contextlib
 import io
+import json
 import os
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from ..utils.segmentation import UNUSABLE_DESCRIPTION, usable_segmentation
 
 SUPPORTED_IOU_TYPES = ("segm", "bbox")
 REFUSED_IOU_TYPES = ("proposal", "proposal_fast", "keypoints")
@@ -43,28 +46,82 @@ def check_iou_types(iou_types):
     return iou_types
 
 
+def _read_coco_json(ann_file):
+    """The annotation file's dict, or a ValueError naming the file and what is wrong."""
+    try:
+        with open(ann_file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"annotation file {ann_file} is not valid JSON ({err})") from None
+    if not isinstance(data, dict) or any(not isinstance(data.get(key), list)
+                                         for key in ("images", "annotations", "categories")):
+        raise ValueError(f"annotation file {ann_file} is not in COCO format: it needs the lists "
+                         "images, annotations, categories")
+    for key in ("images", "annotations", "categories"):
+        if any(not isinstance(item, dict) or "id" not in item for item in data[key]):
+            raise ValueError(f"annotation file {ann_file}: every entry of '{key}' needs an 'id'")
+    return data
+
+
 def load_coco_gt(ann_file):
-    """pycocotools COCO of ``ann_file``, without its loading chatter."""
+    """pycocotools COCO of ``ann_file``, without its loading chatter; ``.ann_file`` names it."""
     ann_file = os.fspath(ann_file)
     if not os.path.isfile(ann_file):
         raise FileNotFoundError(f"annotation file not found: {ann_file}")
+    coco = COCO()
+    coco.dataset = _read_coco_json(ann_file)
     with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(ann_file)
+        coco.createIndex()
+    coco.ann_file = ann_file
+    return coco
 
 
 def _check_records(coco_gt, coco_results, img_ids):
+    source = f"annotation file {getattr(coco_gt, 'ann_file', '')}".rstrip()
     known_images = set(coco_gt.getImgIds())
     unknown_images = set(img_ids) - known_images
     if unknown_images:
-        raise ValueError(f"image ids {sorted(unknown_images)[:5]} are not in the annotations")
+        raise ValueError(f"image ids {sorted(unknown_images)[:5]} are not in the {source}")
     known_cats = set(coco_gt.getCatIds())
     for record in coco_results:
         if record["image_id"] not in known_images:
             raise ValueError(f"a result names image_id {record['image_id']}, which is not in "
-                             f"the annotations")
+                             f"the {source} ({len(known_images)} images)")
         if record["category_id"] not in known_cats:
             raise ValueError(f"a result names category_id {record['category_id']}, which is not "
-                             f"in the annotations (known: {sorted(known_cats)})")
+                             f"in the {source} (known: {sorted(known_cats)})")
+        img = coco_gt.imgs[record["image_id"]]
+        size = record.get("segmentation", {}).get("size")
+        if size is not None and list(size) != [img.get("height"), img.get("width")]:
+            raise ValueError(f"a result's mask for image_id {record['image_id']} is "
+                             f"{size[0]}x{size[1]} (h x w) but the {source} says that image is "
+                             f"{img.get('height')}x{img.get('width')}")
+
+
+def _gt_for_segm(coco_gt, log):
+    """``coco_gt``, or when some of its annotations have a segmentation no mask can be made of
+    (pycocotools fails on them inside COCOeval), a copy without those polygons and annotations,
+    with one warning. Box evaluation keeps the full ground truth."""
+    annotations, skipped, dropped_polygons = [], 0, 0
+    for ann in coco_gt.dataset["annotations"]:
+        img = coco_gt.imgs.get(ann.get("image_id"), {})
+        usable, dropped = usable_segmentation(ann.get("segmentation"), img.get("height"),
+                                              img.get("width"))
+        dropped_polygons += dropped
+        if usable is None:
+            skipped += 1
+        else:
+            annotations.append(dict(ann, segmentation=usable))
+    if not skipped and not dropped_polygons:
+        return coco_gt
+    source = getattr(coco_gt, "ann_file", "the ground truth")
+    log(f"WARNING: {source}: {skipped} annotation(s) without a usable segmentation are not "
+        f"scored by segm, {dropped_polygons} unusable polygon(s) dropped ({UNUSABLE_DESCRIPTION})")
+    cleaned = COCO()
+    cleaned.dataset = dict(coco_gt.dataset, annotations=annotations)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cleaned.createIndex()
+    return cleaned
 
 
 def _records_for(iou_type, coco_results):
@@ -161,7 +218,8 @@ def evaluate_coco(coco_gt, coco_results, iou_types=SUPPORTED_IOU_TYPES, classwis
         records = _records_for(iou_type, coco_results)
         log(f"Evaluating {iou_type} on {len(img_ids)} images, {len(records)} results")
         if records:
-            coco_eval, summary = _run_cocoeval(coco_gt, records, iou_type, img_ids)
+            gt = _gt_for_segm(coco_gt, log) if iou_type == "segm" else coco_gt
+            coco_eval, summary = _run_cocoeval(gt, records, iou_type, img_ids)
             stats = [float(value) for value in coco_eval.stats]
             class_aps = per_class_ap(coco_eval, coco_gt) if classwise else None
         else:

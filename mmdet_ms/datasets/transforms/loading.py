@@ -17,12 +17,32 @@ def read_image(filename):
 
     Grayscale files come back with the gray value in all three channels, RGBA files without alpha.
     """
+    if os.path.isdir(filename):
+        raise ImageReadError(f"image file '{filename}' is a folder (run.py segments a folder)")
     if not os.path.isfile(filename):
         raise ImageReadError(f"image file '{filename}' does not exist")
+    if _is_truncated_jpeg(filename):
+        raise ImageReadError(f"image file '{filename}' is a truncated JPEG (no end marker after "
+                             "its last scan): its lower part would be read as grey")
     img = cv2.imread(filename, cv2.IMREAD_COLOR)
     if img is None:
         raise ImageReadError(f"cannot decode image file '{filename}': unreadable, corrupt or not an image")
     return img
+
+
+def _is_truncated_jpeg(filename):
+    """True for a JPEG whose last scan has no end-of-image marker after it.
+
+    libjpeg decodes such a file with a warning on stderr only ("Premature end of JPEG file") and
+    fills the missing rows with grey, so ``imread`` returns an image. Inside scan data 0xFF is
+    always stuffed (FF 00), so a real end marker (FF D9) after the last start-of-scan (FF DA)
+    is the test; marker bytes in a thumbnail or in data appended after the end do not matter.
+    """
+    with open(filename, "rb") as f:
+        data = f.read()
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
 
 
 def to_bgr_image(img):
@@ -32,6 +52,12 @@ def to_bgr_image(img):
     """
     if not isinstance(img, np.ndarray):
         raise ValueError(f"an image must be a numpy array or a file path, got {type(img).__name__}")
+    if img.dtype != np.uint8:
+        # The network was trained on 0-255 values: a uint16 or a 0-1 float image gives
+        # meaningless detections (or none) without any error.
+        raise ValueError(f"an image array must be uint8 BGR (0-255, as cv2.imread gives), got "
+                         f"dtype {img.dtype}; convert it first, e.g. (img / 257).astype(np.uint8) "
+                         "for uint16, (img * 255).round().astype(np.uint8) for 0-1 floats")
     if img.ndim == 2:
         img = img[:, :, None]
     if img.ndim != 3 or img.shape[2] not in (1, 3, 4) or img.shape[0] == 0 or img.shape[1] == 0:

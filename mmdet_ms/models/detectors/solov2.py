@@ -1,32 +1,33 @@
 """The SOLOv2 detector: ResNet → FPN → (SOLOv2 head, mask feature head)."""
+import mindspore as ms
 import mindspore.nn as nn
 
-from ...core.postprocess import get_seg_batch
+from ...core.postprocess import check_test_cfg, get_seg_batch
+from ...core.targets import MASK_FEAT_STRIDE, solov2_targets_single
+from ..heads.solov2_loss import as_tensors, pack_targets
 from ...registry import BACKBONES, DETECTORS, HEADS, NECKS, ConfigError
-
-
-def _refuse_dcn(backbone, bbox_head, mask_feat_head):
-    uses_dcn = (backbone.get("dcn") is not None or bbox_head.get("use_dcn_in_tower")
-                or mask_feat_head.get("conv_cfg") is not None)
-    if uses_dcn:
-        raise ConfigError("this config uses deformable convolutions (DCN), which this MindSpore "
-                          "port does not support; use a non-DCN config such as "
-                          "configs/solov2/solov2_r101_fpn_8gpu_3x.py")
 
 
 @DETECTORS.register_module()
 class SOLOv2(nn.Cell):
-    """``construct(img)`` is the inference network; ``forward_train_outputs`` gives raw outputs.
+    """``construct(img)`` is the inference network; ``forward_train`` gives the losses.
 
     ``construct`` returns the arrays post-processing needs, so the same cell runs in PyNative,
     under ``ms.jit`` and as an exported MindIR:
     cate scores (N, ΣS², C_cls), kernels (N, ΣS², E), mask feature (N, E, H/4, W/4).
+
+    Training, as the engine sees any detector (it knows nothing of SOLOv2):
+    ``train_targets(batch)`` (numpy, host side) → ``train_outputs(img)`` (flat Tensors) →
+    ``loss(*outputs, *targets)`` (a parameter-free cell: one scalar per ``loss_names``), so the
+    network and the losses can each be compiled. ``forward_train`` chains the three, as mmdet's
+    detectors do, and returns ``{name: loss}``.
     """
+
+    loss_names = ("loss_ins", "loss_cate")
 
     def __init__(self, backbone, neck, bbox_head, mask_feat_head, train_cfg=None, test_cfg=None,
                  pretrained=None):
         super().__init__()
-        _refuse_dcn(backbone, bbox_head, mask_feat_head)
         self.backbone = BACKBONES.build(backbone)
         self.neck = NECKS.build(neck)
         self.bbox_head = HEADS.build(bbox_head)
@@ -37,18 +38,60 @@ class SOLOv2(nn.Cell):
                 f"bbox_head.ins_out_channels ({self.bbox_head.kernel_out_channels})")
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
+        check_test_cfg(self.test_cfg)  # before any image runs
         self.pretrained = pretrained
 
-    def forward_train_outputs(self, img):
-        """Raw per-level cate logits and kernels, and the mask feature, for the losses."""
+    @property
+    def loss(self):
+        """The head's `SOLOv2Loss`: (L cate logits, L kernels, mask feature, packed targets) →
+        (loss_ins, loss_cate)."""
+        return self.bbox_head.loss
+
+    def forward_features(self, img):
+        """Raw per-level cate logits (N, C_cls, S, S) and kernels (N, E, S, S), and the mask
+        feature (N, E, H/4, W/4)."""
         feats = self.neck(self.backbone(img))
         cate_preds, kernel_preds = self.bbox_head(feats)
         head = self.mask_feat_head
         mask_feat = head(feats[head.start_level:head.end_level + 1])
         return cate_preds, kernel_preds, mask_feat
 
+    def train_outputs(self, img):
+        """What the losses read, flat: the L cate logits, the L kernels, the mask feature."""
+        cate_preds, kernel_preds, mask_feat = self.forward_features(img)
+        return (*cate_preds, *kernel_preds, mask_feat)
+
+    def train_targets(self, batch, static_shapes=False):
+        """The `PackedTargets` (numpy) of a collated batch (``img`` (B, 3, H, W), per-image
+        ``gt_bboxes``, 0-based ``gt_labels``, ``gt_masks`` at the padded size).
+
+        ``static_shapes``: positives padded to a power of two per image, so that a compiled
+        loss meets few distinct shapes; otherwise to the batch's largest count.
+        """
+        return pack_targets(self.targets_per_image(batch), round_to_power_of_two=static_shapes)
+
+    def targets_per_image(self, batch):
+        """Per image, per level `LevelTargets` (the original's ``solov2_target_single``), masks
+        at the mask feature's size (the padded batch's / 4)."""
+        height, width = batch["img"].shape[2:]
+        mask_feat_size = (height // MASK_FEAT_STRIDE, width // MASK_FEAT_STRIDE)
+        head = self.bbox_head
+        return [solov2_targets_single(boxes, labels, masks, mask_feat_size, head.scale_ranges,
+                                      head.num_grids, head.sigma)
+                for boxes, labels, masks in zip(batch["gt_bboxes"], batch["gt_labels"],
+                                                batch["gt_masks"])]
+
+    def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_masks):
+        """{loss name: scalar Tensor} of a batch, op by op. ``img`` a (B, 3, H, W) Tensor or
+        array; ``gt_*`` per image, labels 0-based, masks (n, H, W) at the padded size."""
+        img = img if isinstance(img, ms.Tensor) else ms.Tensor(img)
+        batch = dict(img=img, img_metas=img_metas, gt_bboxes=gt_bboxes, gt_labels=gt_labels,
+                     gt_masks=gt_masks)
+        targets = as_tensors(self.train_targets(batch))
+        return dict(zip(self.loss_names, self.loss(*self.train_outputs(img), *targets)))
+
     def construct(self, img):
-        cate_preds, kernel_preds, mask_feat = self.forward_train_outputs(img)
+        cate_preds, kernel_preds, mask_feat = self.forward_features(img)
         cate_scores, kernels = self.bbox_head.flatten_for_test(cate_preds, kernel_preds)
         return cate_scores, kernels, mask_feat
 

@@ -9,6 +9,8 @@ from ...registry import HEADS, ConfigError
 from ..layers import ConvModule, append_coord_channels
 from ..layers.conv_module import conv2d
 from ..layers.points_nms import points_nms
+from ..losses import build_loss
+from .solov2_loss import SOLOv2Loss
 
 # The original builds its towers with GN(32) whatever the config's norm_cfg says.
 _HEAD_NORM = dict(type="GN", num_groups=32, requires_grad=True)
@@ -17,8 +19,11 @@ _HEAD_NORM = dict(type="GN", num_groups=32, requires_grad=True)
 @HEADS.register_module()
 class SOLOv2Head(nn.Cell):
     """Args follow the original config keys. ``num_classes`` counts the background (81 for COCO):
-    the category branch predicts ``num_classes - 1`` sigmoid scores.
+    the category branch predicts ``num_classes - 1`` sigmoid scores. ``use_dcn_in_tower``: every
+    conv of both towers is a ``type_dcn`` deformable conv (the light head: the last one only).
     """
+
+    dcn_in_last_tower_conv_only = False  # True in SOLOv2LightHead, the only difference
 
     def __init__(self, num_classes, in_channels, seg_feat_channels=256, stacked_convs=4,
                  strides=(4, 8, 16, 32, 64), base_edge_list=(16, 32, 64, 128, 256),
@@ -26,9 +31,12 @@ class SOLOv2Head(nn.Cell):
                  num_grids=None, ins_out_channels=64, loss_ins=None, loss_cate=None,
                  conv_cfg=None, norm_cfg=None, use_dcn_in_tower=False, type_dcn=None):
         super().__init__()
-        if use_dcn_in_tower or type_dcn is not None or conv_cfg is not None:
-            raise ConfigError("SOLOv2Head with deformable convolutions (use_dcn_in_tower/type_dcn) "
-                              "is not supported by this port; use a non-DCN config")
+        if use_dcn_in_tower and type_dcn not in ("DCN", "DCNv2"):
+            raise ConfigError(f"{type(self).__name__} use_dcn_in_tower=True needs "
+                              f"type_dcn='DCN' or 'DCNv2', got type_dcn={type_dcn!r}")
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool):
+            raise ConfigError(f"model.bbox_head.num_classes must be an integer (number of classes "
+                              f"+ 1), got {num_classes!r:.40}")
         if num_classes < 2:
             raise ConfigError(f"SOLOv2Head num_classes={num_classes}: it counts the background, "
                               "so it must be (number of classes + 1)")
@@ -41,17 +49,23 @@ class SOLOv2Head(nn.Cell):
         self.strides = tuple(strides)
         self.scale_ranges = tuple(tuple(r) for r in scale_ranges)
         self.sigma = sigma
-        self.loss_ins_cfg = dict(loss_ins or dict(type="DiceLoss", loss_weight=3.0))
-        self.loss_cate_cfg = dict(loss_cate or dict(type="FocalLoss", gamma=2.0, alpha=0.25,
-                                                    loss_weight=1.0))
-        init = Normal(0.01)
+        self.loss = SOLOv2Loss(
+            len(self.num_grids), self.cate_out_channels,
+            build_loss(loss_ins or dict(type="DiceLoss", use_sigmoid=True, loss_weight=3.0)),
+            build_loss(loss_cate or dict(type="FocalLoss", use_sigmoid=True, gamma=2.0,
+                                         alpha=0.25, loss_weight=1.0)))
+        init = Normal(0.01)  # the main weight of a deformable tower conv too; its offsets: zero
+        dcn_layers = range(stacked_convs - 1 if self.dcn_in_last_tower_conv_only else 0,
+                           stacked_convs) if use_dcn_in_tower else ()
+        tower_cfgs = [dict(type=type_dcn) if i in dcn_layers else conv_cfg
+                      for i in range(stacked_convs)]
         self.kernel_convs = nn.CellList([
             ConvModule(in_channels + 2 if i == 0 else seg_feat_channels, seg_feat_channels, 3,
-                       padding=1, norm_cfg=_HEAD_NORM, weight_init=init)
+                       padding=1, norm_cfg=_HEAD_NORM, weight_init=init, conv_cfg=tower_cfgs[i])
             for i in range(stacked_convs)])
         self.cate_convs = nn.CellList([
             ConvModule(in_channels if i == 0 else seg_feat_channels, seg_feat_channels, 3,
-                       padding=1, norm_cfg=_HEAD_NORM, weight_init=init)
+                       padding=1, norm_cfg=_HEAD_NORM, weight_init=init, conv_cfg=tower_cfgs[i])
             for i in range(stacked_convs)])
         self.solo_cate = conv2d(seg_feat_channels, self.cate_out_channels, 3, padding=1,
                                 has_bias=True, weight_init=init)

@@ -10,9 +10,9 @@ from collections import namedtuple
 
 import mindspore as ms
 import numpy as np
-from mindspore import ops
+from mindspore import nn, ops
 
-from ..losses import dice_loss, sigmoid_focal_loss
+from ..losses import DiceLoss, FocalLoss
 
 PackedTargets = namedtuple("PackedTargets", ["cate_labels", "num_pos", "pos_cells", "pos_valid",
                                              "mask_targets"])
@@ -71,8 +71,31 @@ def as_tensors(targets):
     return PackedTargets(*(ms.Tensor(array) for array in targets))
 
 
-def solov2_loss(cate_preds, kernel_preds, mask_feat, targets, num_classes_out,
-                ins_loss_weight=3.0, cate_loss_weight=1.0, focal_gamma=2.0, focal_alpha=0.25):
+class SOLOv2Loss(nn.Cell):
+    """The losses of a batch from flat Tensor arguments: the L cate logits, the L kernels, the
+    mask feature, then the `PackedTargets` fields → (loss_ins, loss_cate).
+
+    Flat arguments, because a compiled cell takes a tuple argument as a constant (and a
+    namedtuple argument silently got zero gradients). The two loss modules come from the head's
+    ``loss_ins``/``loss_cate`` configs (``LOSSES``).
+    """
+
+    def __init__(self, num_levels, num_classes_out, loss_ins, loss_cate):
+        super().__init__()
+        self.num_levels = num_levels
+        self.num_classes_out = num_classes_out
+        self.loss_ins = loss_ins
+        self.loss_cate = loss_cate
+
+    def construct(self, *tensors):
+        levels = self.num_levels
+        return _solov2_losses(list(tensors[:levels]), list(tensors[levels:2 * levels]),
+                              tensors[2 * levels], tensors[2 * levels + 1:], self.num_classes_out,
+                              self.loss_ins, self.loss_cate)
+
+
+def solov2_loss(cate_preds, kernel_preds, mask_feat, targets, num_classes_out, loss_ins=None,
+                loss_cate=None):
     """Mask (dice) and category (focal) losses of a batch.
 
     Args:
@@ -82,16 +105,27 @@ def solov2_loss(cate_preds, kernel_preds, mask_feat, targets, num_classes_out,
         targets: `PackedTargets` of Tensors (`as_tensors(pack_targets(...))`), or a plain tuple
             of them in that order (what a compiled graph takes: namedtuples do not enter graphs).
         num_classes_out: C, the number of category channels (the original's num_classes - 1).
+        loss_ins, loss_cate: a `DiceLoss` and a `FocalLoss` module (None: the original's
+            defaults, dice × 3 and focal γ=2, α=0.25; PyNative only, as they are built here).
 
     Returns:
         (loss_ins, loss_cate) scalar Tensors.
     """
+    loss_ins = loss_ins if loss_ins is not None else DiceLoss(loss_weight=3.0)
+    loss_cate = loss_cate if loss_cate is not None else FocalLoss(gamma=2.0, alpha=0.25)
+    return _solov2_losses(cate_preds, kernel_preds, mask_feat, targets, num_classes_out, loss_ins,
+                          loss_cate)
+
+
+def _solov2_losses(cate_preds, kernel_preds, mask_feat, targets, num_classes_out, loss_ins,
+                   loss_cate):
     cate_labels, num_pos, pos_cells, pos_valid, mask_targets = targets
     _check_shapes(cate_preds, kernel_preds, mask_feat, cate_labels, mask_targets, num_classes_out)
-    loss_ins = ins_loss_weight * _mask_loss(kernel_preds, mask_feat, pos_cells, pos_valid, mask_targets)
-    loss_cate = cate_loss_weight * _category_loss(cate_preds, cate_labels, num_pos, num_classes_out,
-                                                  focal_gamma, focal_alpha)
-    return loss_ins, loss_cate
+    mask_probs = _mask_probabilities(kernel_preds, mask_feat, pos_cells)  # (B*P, Hf, Wf)
+    feat_h, feat_w = mask_feat.shape[2:]
+    ins = loss_ins(mask_probs, mask_targets.reshape(-1, feat_h, feat_w), pos_valid.reshape(-1))
+    cate = loss_cate(_flat_category_logits(cate_preds, num_classes_out), cate_labels, num_pos + 1)
+    return ins, cate
 
 
 def _check_shapes(cate_preds, kernel_preds, mask_feat, cate_labels, mask_targets, num_classes_out):
@@ -115,8 +149,10 @@ def _check_shapes(cate_preds, kernel_preds, mask_feat, cate_labels, mask_targets
                          f"({batch}, P, {feat_h}, {feat_w})")
 
 
-def _mask_loss(kernel_preds, mask_feat, pos_cells, pos_valid, mask_targets):
-    """Dice loss averaged over every positive of every level and image (duplicated cells included).
+def _mask_probabilities(kernel_preds, mask_feat, pos_cells):
+    """(B*P, Hf, Wf) mask probabilities of every positive slot of every image (padding included;
+    the dice loss weights it 0). Averaged over every positive of every level and image, duplicated
+    cells included, as the original does.
 
     The dynamic masks are the 1x1 convolution of the mask feature by the kernels at the positive
     cells, written as one batched matmul.
@@ -129,20 +165,12 @@ def _mask_loss(kernel_preds, mask_feat, pos_cells, pos_valid, mask_targets):
     pos_kernels = ops.gather(kernels.transpose(0, 2, 1).reshape(batch * num_cells, channels),
                              flat_cells.reshape(-1), 0).reshape(batch, slots, channels)  # (B, P, E)
     mask_logits = ops.bmm(pos_kernels, mask_feat.reshape(batch, channels, -1))  # (B, P, Hf*Wf)
-    dice = dice_loss(ops.sigmoid(mask_logits.reshape(batch * slots, feat_h, feat_w)),
-                     mask_targets.reshape(batch * slots, feat_h, feat_w))  # (B*P,)
-    valid = pos_valid.reshape(-1)
-    # Without any positive the original crashes on an empty cat; here the loss is 0 with zero
-    # gradients.
-    return (dice * valid).sum() / ops.maximum(valid.sum(), 1.0)
+    return ops.sigmoid(mask_logits.reshape(batch * slots, feat_h, feat_w))
 
 
-def _category_loss(cate_preds, cate_labels, num_pos, num_classes_out, gamma, alpha):
-    """Focal loss over all cells and classes / (number of positive cells + 1).
-
-    Cells are ordered as in the original: level-major, then image, then row-major cell.
-    """
-    flat_preds = ops.cat([cate_pred.transpose(0, 2, 3, 1).reshape(-1, num_classes_out)
-                          for cate_pred in cate_preds])  # (Σ_l B*S_l*S_l, C)
-    return sigmoid_focal_loss(flat_preds, cate_labels, gamma=gamma, alpha=alpha,
-                              avg_factor=num_pos + 1)
+def _flat_category_logits(cate_preds, num_classes_out):
+    """(Σ_l B*S_l*S_l, C) logits; the focal loss sums them over all cells and classes and divides
+    by (number of positive cells + 1). Cells are ordered as in the original: level-major, then
+    image, then row-major cell."""
+    return ops.cat([cate_pred.transpose(0, 2, 3, 1).reshape(-1, num_classes_out)
+                    for cate_pred in cate_preds])

@@ -1,5 +1,7 @@
 """Sigmoid focal loss (Lin et al.), as the original's `FocalLoss(use_sigmoid=True)`."""
-from mindspore import ops
+from mindspore import nn, ops
+
+from ...registry import LOSSES, ConfigError
 
 
 def sigmoid_focal_loss(logits, labels, gamma=2.0, alpha=0.25, avg_factor=None):
@@ -29,3 +31,21 @@ def sigmoid_focal_loss(logits, labels, gamma=2.0, alpha=0.25, avg_factor=None):
     if avg_factor is None:
         return loss.mean()
     return loss.sum() / avg_factor
+
+
+@LOSSES.register_module()
+class FocalLoss(nn.Cell):
+    """``loss_weight`` × `sigmoid_focal_loss`; ``construct(logits, labels, avg_factor)``."""
+
+    def __init__(self, use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0):
+        super().__init__()
+        if not use_sigmoid:
+            raise ConfigError("FocalLoss use_sigmoid=False (softmax focal loss) is not "
+                              "supported: SOLO's category branch is trained with sigmoids")
+        self.gamma = float(gamma)
+        self.alpha = float(alpha)
+        self.loss_weight = float(loss_weight)
+
+    def construct(self, logits, labels, avg_factor):
+        return self.loss_weight * sigmoid_focal_loss(logits, labels, self.gamma, self.alpha,
+                                                     avg_factor)

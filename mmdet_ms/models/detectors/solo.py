@@ -1,0 +1,90 @@
+"""The SOLO detector (v1 and Decoupled SOLO): ResNet → FPN → one SOLO head, no mask feature head
+(the original's ``SOLO``, a ``SingleStageInsDetector`` without ``mask_feat_head``)."""
+import mindspore as ms
+import mindspore.nn as nn
+
+from ...core.postprocess import check_test_cfg
+from ...core.solo_postprocess import batch_postprocess_of
+from ...core.solo_targets import solo_targets_single
+from ...registry import BACKBONES, DETECTORS, HEADS, NECKS
+from ..heads.solo_loss import pack_solo_targets
+
+
+@DETECTORS.register_module()
+class SOLO(nn.Cell):
+    """``construct(img)`` is the inference network: a flat tuple of Tensors, the head's
+    ``outputs_for_test`` (cate scores (N, ΣS², C), then the levels' mask probabilities: SOLO v1
+    one tensor (N, S², H_l, W_l) per level, Decoupled SOLO the X then the Y tensors
+    (N, S, H_l, W_l)). The same cell runs in PyNative, under ``ms.jit`` and as a MindIR.
+
+    Training goes through the interface SOLOv2 has: ``train_targets(batch)`` (numpy, host side)
+    → ``train_outputs(img)`` (flat Tensors) → ``loss(*outputs, *targets)`` (a parameter-free
+    cell: one scalar per ``loss_names``); ``forward_train`` chains them into ``{name: loss}``.
+    """
+
+    loss_names = ("loss_ins", "loss_cate")
+
+    def __init__(self, backbone, neck, bbox_head, train_cfg=None, test_cfg=None, pretrained=None):
+        super().__init__()
+        self.backbone = BACKBONES.build(backbone)
+        self.neck = NECKS.build(neck)
+        self.bbox_head = HEADS.build(bbox_head)
+        self.train_cfg = dict(train_cfg or {})
+        self.test_cfg = dict(test_cfg or {})
+        check_test_cfg(self.test_cfg)  # before any image runs
+        self.pretrained = pretrained
+        self._seg_batch = batch_postprocess_of(bbox_head["type"])
+
+    @property
+    def loss(self):
+        """The head's `SOLOLoss`: (flat raw outputs, flat packed targets) →
+        (loss_ins, loss_cate)."""
+        return self.bbox_head.loss
+
+    def forward_features(self, img):
+        """The head's raw per-level outputs: SOLO v1 (mask logits, cate logits), Decoupled SOLO
+        (X logits, Y logits, cate logits), each a list over levels."""
+        return self.bbox_head(self.neck(self.backbone(img)))
+
+    def train_outputs(self, img):
+        """What the losses read, flat: the lists of ``forward_features`` one after the other."""
+        flat = ()
+        for outputs in self.forward_features(img):  # a loop: graph mode takes one comprehension
+            flat = flat + tuple(outputs)
+        return flat
+
+    def train_targets(self, batch, static_shapes=False):
+        """The flat packed targets (numpy, `PackedSOLOTargets.flat`) of a collated batch
+        (``img`` (B, 3, H, W), per-image ``gt_bboxes``, 0-based ``gt_labels``, ``gt_masks`` at the
+        padded size). ``static_shapes``: each level's positives padded to a power of two, so that
+        a compiled loss meets few distinct shapes; otherwise to the batch's largest count."""
+        mask_sizes = self.bbox_head.mask_sizes(*batch["img"].shape[2:])
+        return pack_solo_targets(self.targets_per_image(batch), mask_sizes, static_shapes).flat()
+
+    def targets_per_image(self, batch):
+        """Per image, the levels' `targets.LevelTargets` (`solo_targets_single`) of a batch."""
+        head = self.bbox_head
+        mask_sizes = head.mask_sizes(*batch["img"].shape[2:])
+        return [solo_targets_single(boxes, labels, masks, mask_sizes, head.strides,
+                                    head.scale_ranges, head.num_grids, head.sigma)
+                for boxes, labels, masks in zip(batch["gt_bboxes"], batch["gt_labels"],
+                                                batch["gt_masks"])]
+
+    def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_masks):
+        """{loss name: scalar Tensor} of a batch, op by op. ``img`` a (B, 3, H, W) Tensor or
+        array; ``gt_*`` per image, labels 0-based, masks (n, H, W) at the padded size."""
+        img = img if isinstance(img, ms.Tensor) else ms.Tensor(img)
+        batch = dict(img=img, img_metas=img_metas, gt_bboxes=gt_bboxes, gt_labels=gt_labels,
+                     gt_masks=gt_masks)
+        targets = [ms.Tensor(array) for array in self.train_targets(batch)]
+        return dict(zip(self.loss_names, self.loss(*self.train_outputs(img), *targets)))
+
+    def construct(self, img):
+        return self.bbox_head.outputs_for_test(*self.forward_features(img))
+
+    def postprocess(self, *outputs_and_metas):
+        """numpy network outputs for a batch, then ``img_metas`` → one InstanceResult per
+        image."""
+        *outputs, img_metas = outputs_and_metas
+        head = self.bbox_head
+        return self._seg_batch(outputs, head.num_grids, head.strides, img_metas, self.test_cfg)
