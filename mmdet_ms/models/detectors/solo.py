@@ -1,6 +1,5 @@
 """The SOLO detector (v1 and Decoupled SOLO): ResNet → FPN → one SOLO head, no mask feature head
 (the original's ``SOLO``, a ``SingleStageInsDetector`` without ``mask_feat_head``)."""
-import mindspore as ms
 import mindspore.nn as nn
 
 from ...core.postprocess import check_test_cfg
@@ -8,6 +7,7 @@ from ...core.solo_postprocess import batch_postprocess_of
 from ...core.solo_targets import solo_targets_single
 from ...registry import BACKBONES, DETECTORS, HEADS, NECKS
 from ..heads.solo_loss import pack_solo_targets
+from .train_losses import losses_of_batch
 
 
 @DETECTORS.register_module()
@@ -71,13 +71,8 @@ class SOLO(nn.Cell):
                                                 batch["gt_masks"])]
 
     def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_masks):
-        """{loss name: scalar Tensor} of a batch, op by op. ``img`` a (B, 3, H, W) Tensor or
-        array; ``gt_*`` per image, labels 0-based, masks (n, H, W) at the padded size."""
-        img = img if isinstance(img, ms.Tensor) else ms.Tensor(img)
-        batch = dict(img=img, img_metas=img_metas, gt_bboxes=gt_bboxes, gt_labels=gt_labels,
-                     gt_masks=gt_masks)
-        targets = [ms.Tensor(array) for array in self.train_targets(batch)]
-        return dict(zip(self.loss_names, self.loss(*self.train_outputs(img), *targets)))
+        """{loss name: scalar Tensor} of a batch, op by op (`losses_of_batch`)."""
+        return losses_of_batch(self, img, img_metas, gt_bboxes, gt_labels, gt_masks)
 
     def construct(self, img):
         return self.bbox_head.outputs_for_test(*self.forward_features(img))

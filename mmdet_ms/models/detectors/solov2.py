@@ -1,11 +1,11 @@
 """The SOLOv2 detector: ResNet → FPN → (SOLOv2 head, mask feature head)."""
-import mindspore as ms
 import mindspore.nn as nn
 
 from ...core.postprocess import check_test_cfg, get_seg_batch
 from ...core.targets import MASK_FEAT_STRIDE, solov2_targets_single
-from ..heads.solov2_loss import as_tensors, pack_targets
+from ..heads.solov2_loss import pack_targets
 from ...registry import BACKBONES, DETECTORS, HEADS, NECKS, ConfigError
+from .train_losses import losses_of_batch
 
 
 @DETECTORS.register_module()
@@ -82,13 +82,8 @@ class SOLOv2(nn.Cell):
                                                 batch["gt_masks"])]
 
     def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_masks):
-        """{loss name: scalar Tensor} of a batch, op by op. ``img`` a (B, 3, H, W) Tensor or
-        array; ``gt_*`` per image, labels 0-based, masks (n, H, W) at the padded size."""
-        img = img if isinstance(img, ms.Tensor) else ms.Tensor(img)
-        batch = dict(img=img, img_metas=img_metas, gt_bboxes=gt_bboxes, gt_labels=gt_labels,
-                     gt_masks=gt_masks)
-        targets = as_tensors(self.train_targets(batch))
-        return dict(zip(self.loss_names, self.loss(*self.train_outputs(img), *targets)))
+        """{loss name: scalar Tensor} of a batch, op by op (`losses_of_batch`)."""
+        return losses_of_batch(self, img, img_metas, gt_bboxes, gt_labels, gt_masks)
 
     def construct(self, img):
         cate_preds, kernel_preds, mask_feat = self.forward_features(img)

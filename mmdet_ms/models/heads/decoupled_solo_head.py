@@ -6,7 +6,8 @@ import mindspore.ops as ops
 
 from ...registry import HEADS
 from ..layers import append_coord_channels
-from .solo_head import SOLOHeadBase, prior_bias_conv, split_feats, tower, upsample2x
+from .head_parts import prior_bias_conv, split_feats
+from .solo_head import SOLOHeadBase, tower, upsample2x
 
 
 class _DecoupledSOLOHeadBase(SOLOHeadBase):

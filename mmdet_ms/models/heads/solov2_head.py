@@ -1,19 +1,15 @@
 """SOLOv2 head: per grid cell, category logits and a dynamic 1x1 mask kernel."""
-import math
-
 import mindspore.nn as nn
 import mindspore.ops as ops
-from mindspore.common.initializer import Constant, Normal, initializer
+from mindspore.common.initializer import Normal
 
 from ...registry import HEADS, ConfigError
 from ..layers import ConvModule, append_coord_channels
 from ..layers.conv_module import conv2d
 from ..layers.points_nms import points_nms
 from ..losses import build_loss
+from .head_parts import HEAD_NORM, prior_bias_conv, split_feats
 from .solov2_loss import SOLOv2Loss
-
-# The original builds its towers with GN(32) whatever the config's norm_cfg says.
-_HEAD_NORM = dict(type="GN", num_groups=32, requires_grad=True)
 
 
 @HEADS.register_module()
@@ -61,30 +57,15 @@ class SOLOv2Head(nn.Cell):
                       for i in range(stacked_convs)]
         self.kernel_convs = nn.CellList([
             ConvModule(in_channels + 2 if i == 0 else seg_feat_channels, seg_feat_channels, 3,
-                       padding=1, norm_cfg=_HEAD_NORM, weight_init=init, conv_cfg=tower_cfgs[i])
+                       padding=1, norm_cfg=HEAD_NORM, weight_init=init, conv_cfg=tower_cfgs[i])
             for i in range(stacked_convs)])
         self.cate_convs = nn.CellList([
             ConvModule(in_channels if i == 0 else seg_feat_channels, seg_feat_channels, 3,
-                       padding=1, norm_cfg=_HEAD_NORM, weight_init=init, conv_cfg=tower_cfgs[i])
+                       padding=1, norm_cfg=HEAD_NORM, weight_init=init, conv_cfg=tower_cfgs[i])
             for i in range(stacked_convs)])
-        self.solo_cate = conv2d(seg_feat_channels, self.cate_out_channels, 3, padding=1,
-                                has_bias=True, weight_init=init)
-        prior_prob = 0.01  # focal-loss prior: every class starts at p = 0.01
-        self.solo_cate.bias.set_data(initializer(
-            Constant(-math.log((1 - prior_prob) / prior_prob)), self.solo_cate.bias.shape))
+        self.solo_cate = prior_bias_conv(seg_feat_channels, self.cate_out_channels, 3)
         self.solo_kernel = conv2d(seg_feat_channels, self.kernel_out_channels, 3, padding=1,
                                   has_bias=True, weight_init=init)
-
-    def _level_inputs(self, feats):
-        """Five FPN maps → the head's five inputs: P2 halved, P3..P5, P6 resized to P5's size."""
-        p2, p6, p5 = feats[0], feats[4], feats[3]
-        return (
-            ops.interpolate(p2, size=(p2.shape[2] // 2, p2.shape[3] // 2), mode="bilinear",
-                            align_corners=False),
-            feats[1], feats[2], p5,
-            ops.interpolate(p6, size=(p5.shape[2], p5.shape[3]), mode="bilinear",
-                            align_corners=False),
-        )
 
     def _forward_level(self, feat, num_grid):
         """(N, C, H, W) → cate logits (N, C_cls, S, S), kernels (N, E, S, S)."""
@@ -100,7 +81,7 @@ class SOLOv2Head(nn.Cell):
     def construct(self, feats):
         """Raw outputs per level: lists of cate logits (N, C_cls, S, S) and kernels (N, E, S, S)."""
         cate_preds, kernel_preds = [], []
-        for feat, num_grid in zip(self._level_inputs(feats), self.num_grids):
+        for feat, num_grid in zip(split_feats(feats), self.num_grids):
             cate_pred, kernel_pred = self._forward_level(feat, num_grid)
             cate_preds.append(cate_pred)
             kernel_preds.append(kernel_pred)
