@@ -7,7 +7,7 @@ import pytest
 from conftest import R101_CONFIG, parity_file
 from mmdet_ms.config import Config
 from mmdet_ms.engine.optimizer import build_optimizer
-from mmdet_ms.engine.train_step import TrainStep
+from mmdet_ms.engine.train_step import TrainStep, read_values
 from mmdet_ms.models import build_detector
 from mmdet_ms.utils.checkpoint import load_checkpoint, torch_name
 from mmdet_ms.utils.device import set_device
@@ -43,6 +43,7 @@ def port(r101_ckpt, reference):
     batch = fixture_batch(reference)
     targets = network.targets_per_image(batch)[0]
     values, grads = step.gradients(batch)
+    values = read_values(values)
     forward_train = {name: float(value.asnumpy()) for name, value in network.forward_train(
         batch["img"], None, batch["gt_bboxes"], batch["gt_labels"], batch["gt_masks"]).items()}
     norms = {torch_name(param.name): float(np.linalg.norm(grad.asnumpy().astype(np.float64)))

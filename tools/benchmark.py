@@ -20,6 +20,10 @@ runs taken at a similar load.
 
 Without --checkpoint the weights are random: timings of the network hold, but post-processing
 time depends on how many candidates pass the score threshold.
+
+``--train`` times one training iteration instead, stage by stage, beside the original's training
+step in PyTorch with ``--torch-baseline``: see ``tools/benchmark_train.py`` (its options follow
+``--train``; ``python tools/benchmark.py --train --help``).
 """
 import argparse
 import multiprocessing
@@ -218,6 +222,10 @@ def _load():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--train" in argv:
+        from tools.benchmark_train import main as train_main
+        return train_main([arg for arg in argv if arg != "--train"])
     args = parse_args(argv)
     import mindspore as ms
     print(f"{args.config} on {args.image}; {args.runs} runs after {args.warmup} warm-up; "

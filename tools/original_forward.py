@@ -1,7 +1,9 @@
 """The original SOLOv2 forward (mmdetection-1.0 SOLOv2, eval mode) written out in functional
 torch over an original state dict: the independent reference that tests compare the port with,
 and the PyTorch baseline of ``tools/benchmark.py --torch-baseline``; likewise its test-time
-post-processing (``get_seg_single`` with ``matrix_nms``).
+post-processing (``get_seg_single`` with ``matrix_nms``), and its training outputs
+(``torch_original_train_outputs``, differentiable, for ``tools/benchmark.py --train``; targets
+and losses in ``tools/original_solov2_loss.py``).
 
 It follows the original modules layer by layer (ResNet with ``style='pytorch'`` bottlenecks, FPN
 with nearest upsampling and max-pool P6, SOLOv2 head with coordinate channels and points NMS,
@@ -24,7 +26,11 @@ def torch_batch_norm(state, x, prefix):
 def torch_conv_gn_relu(state, x, prefix, padding):
     """mmdet 1.0 ConvModule(conv, GN(32), ReLU) as the heads build it."""
     x = torch_conv(state, x, f"{prefix}.conv", padding=padding)
-    return F.relu(F.group_norm(x, 32, state[f"{prefix}.gn.weight"], state[f"{prefix}.gn.bias"], 1e-5))
+    return F.relu(torch_group_norm(state, x, f"{prefix}.gn"))
+
+
+def torch_group_norm(state, x, prefix):
+    return F.group_norm(x, 32, state[f"{prefix}.weight"], state[f"{prefix}.bias"], 1e-5)
 
 
 def count_children(state, prefix):
@@ -97,8 +103,9 @@ def torch_points_nms(heat):
     return heat * (window_max[:, :, :-1, :-1] == heat).float()
 
 
-def torch_solov2_head(state, feats, num_grids):
-    """Per level: raw cate logits (N, C, S, S), eval scores (N, S, S, C), kernels (N, E, S, S)."""
+def torch_solov2_head(state, feats, num_grids, eval=True):
+    """Per level: raw cate logits (N, C, S, S), eval scores (N, S, S, C; none unless ``eval``),
+    kernels (N, E, S, S)."""
     level_inputs = (F.interpolate(feats[0], scale_factor=0.5, mode="bilinear"),
                     feats[1], feats[2], feats[3],
                     F.interpolate(feats[4], size=feats[3].shape[-2:], mode="bilinear"))
@@ -112,8 +119,19 @@ def torch_solov2_head(state, feats, num_grids):
             cate_feat = torch_conv_gn_relu(state, cate_feat, f"bbox_head.cate_convs.{i}", 1)
         kernels.append(torch_conv(state, kernel_feat, "bbox_head.solo_kernel", padding=1))
         logits.append(torch_conv(state, cate_feat, "bbox_head.solo_cate", padding=1))
-        scores.append(torch_points_nms(logits[-1].sigmoid()).permute(0, 2, 3, 1))
+        if eval:
+            scores.append(torch_points_nms(logits[-1].sigmoid()).permute(0, 2, 3, 1))
     return logits, scores, kernels
+
+
+def torch_original_train_outputs(state, img, num_grids):
+    """The original's ``forward_train`` up to its loss: per level raw cate logits (N, C, S, S)
+    and kernels (N, E, S, S), the mask feature (N, E, H/4, W/4), from ``img`` (N, 3, H, W)
+    tensor. Differentiable with respect to the tensors of ``state`` that require grad; the
+    BatchNorms use their running statistics, as the original trains with ``norm_eval=True``."""
+    feats = torch_fpn(state, torch_resnet(state, img))
+    logits, _, kernels = torch_solov2_head(state, feats, num_grids, eval=False)
+    return logits, kernels, torch_mask_feat_head(state, feats[:4])
 
 
 @torch.no_grad()

@@ -70,9 +70,6 @@ optimizer = dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 lr_config = dict(policy='step', warmup='linear', warmup_iters=100, warmup_ratio=0.1, step=[16, 19])
 total_epochs = 20
-# Every image has the same padded size, so the network and the losses run as compiled graphs
-# (recompiled only for a new positive-slot count, a power of two): ~1.7x faster a step.
-jit_train_step = True
 log_config = dict(interval=10)
 evaluation = dict(interval=5, metric=['segm', 'bbox'])
 work_dir = './work_dirs/solov2_light_r18_synthetic_quickstart'

@@ -1,14 +1,17 @@
 """Build everything a training run needs from a config and run it (1 card or data parallel)."""
 import hashlib
+import logging
 import os
 
 import mindspore as ms
 import mindspore.nn as nn
 import numpy as np
 
-from ..datasets import build_dataloader, build_dataset, check_num_classes
+from ..datasets import (AddToBatch, build_dataloader, build_dataset, check_num_classes,
+                        resolve_canvas)
 from ..engine.distributed import init_distributed
 from ..engine.logger import get_logger
+from ..engine.mixed_precision import build_loss_scaler, cast_to_mixed_precision
 from ..engine.optimizer import build_optimizer
 from ..engine.train_state import epoch_checkpoints
 from ..engine.train_step import TrainStep
@@ -60,6 +63,40 @@ def find_resumable_checkpoint(work_dir, trainer, logger):
     return None
 
 
+def build_train_dataloader(cfg, dataset, network, seed=0, num_replicas=1, rank=0):
+    """This rank's shuffled, aspect-grouped batches of ``dataset`` (``cfg.data``), padded to the
+    canvases of its ``pad_to`` (`datasets.canvas`, logged once), each with ``batch["targets"]``:
+    ``network``'s targets (static shapes), built in the loader workers."""
+    canvases, how = resolve_canvas(dataset.pad_to, dataset.pipeline.transforms)
+    logger = logging.getLogger("mmdet_ms")  # get_logger's, set up by train_detector
+    if canvases is None and dataset.pad_to is not None:
+        logger.warning(how)
+    else:
+        logger.info(how)
+    targets = AddToBatch("targets", network.target_assigner(static_shapes=True))
+    return build_dataloader(dataset, cfg.data.imgs_per_gpu, cfg.data.workers_per_gpu,
+                            shuffle=True, seed=seed, num_replicas=num_replicas, rank=rank,
+                            canvases=canvases, batch_transform=targets)
+
+
+def build_train_step(cfg, network, lr, world_size=1, logger=None):
+    """The `TrainStep` of ``network``: ``cfg.optimizer`` at base lr ``lr``, the gradients
+    averaged over ``world_size`` data-parallel ranks, ``optimizer_config.grad_clip``, compiled
+    unless ``jit_train_step=False``, in mixed precision with ``fp16`` (this casts ``network``)."""
+    optimizer = build_optimizer(network, cfg.optimizer, lr)
+    grad_reducer = (nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world_size)
+                    if world_size > 1 else None)
+    grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
+    loss_scaler = build_loss_scaler(cfg.get("fp16"))
+    if loss_scaler is not None:
+        cast_to_mixed_precision(network)
+        if logger is not None:
+            logger.info(f"mixed precision: float16 convolutions, loss scale {cfg.fp16}")
+    return TrainStep(network, optimizer, grad_clip, grad_reducer,
+                     jit_step=cfg.get("jit_train_step", True), loss_scaler=loss_scaler,
+                     logger=logger)
+
+
 def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_resume=False,
                    seed=0, device_target=None, distributed=False, validate=True):
     """Train ``cfg``'s model on ``cfg.data.train``.
@@ -83,12 +120,11 @@ def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_re
 
     dataset = build_dataset(cfg.data.train)
     check_num_classes(cfg.model.bbox_head.num_classes, dataset.CLASSES)
-    loader = build_dataloader(dataset, cfg.data.imgs_per_gpu, cfg.data.workers_per_gpu,
-                              shuffle=True, seed=seed, num_replicas=world_size, rank=rank)
-    logger.info(f"{len(dataset)} training images, {len(loader)} iterations per epoch on each of "
-                f"{world_size} rank(s); classes: {', '.join(dataset.CLASSES)}")
 
     network = build_detector(cfg.model, cfg.get("train_cfg"), cfg.get("test_cfg"))
+    loader = build_train_dataloader(cfg, dataset, network, seed, world_size, rank)
+    logger.info(f"{len(dataset)} training images, {len(loader)} iterations per epoch on each of "
+                f"{world_size} rank(s); classes: {', '.join(dataset.CLASSES)}")
     load_from = resolve_checkpoint(load_from or cfg.get("load_from"))[0]  # path, zoo name or URL
     if load_from:
         load_pretrained(network, load_from, logger)
@@ -98,12 +134,7 @@ def train_detector(cfg, work_dir=None, load_from=None, resume_from=None, auto_re
                        "checkpoint to fine-tune)")
 
     lr = scaled_lr(cfg, world_size * cfg.data.imgs_per_gpu, logger)
-    optimizer = build_optimizer(network, cfg.optimizer, lr)
-    grad_reducer = (nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world_size)
-                    if world_size > 1 else None)
-    grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
-    step = TrainStep(network, optimizer, grad_clip, grad_reducer,
-                     jit_step=cfg.get("jit_train_step", False))
+    step = build_train_step(cfg, network, lr, world_size, logger)
     meta = dict(CLASSES=list(dataset.CLASSES), config=os.path.basename(cfg.filename or ""),
                 seed=seed)
     trainer = Trainer(network, step, loader, cfg.total_epochs, work_dir, logger, rank=rank,

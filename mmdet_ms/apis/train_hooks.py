@@ -91,13 +91,13 @@ def register_training_hooks(trainer, cfg, lr, rank, world_size, logger, validate
     import_custom_modules(cfg)
     trainer.register_hook(LrUpdaterHook(StepLrSchedule(lr, **cfg.lr_config)))
     _check_keys("optimizer_config", cfg.get("optimizer_config") or {}, ("grad_clip",))
-    trainer.register_hook(NanStopHook())
+    log_config = dict(cfg.get("log_config") or {})
+    _check_keys("log_config", log_config, ("interval", "hooks"))
+    trainer.register_hook(NanStopHook(interval=log_config.get("interval", 50)))
     trainer.register_hook(OptimizerHook())
     checkpoint_config = dict(cfg.get("checkpoint_config") or {})
     _check_keys("checkpoint_config", checkpoint_config, ("interval",))
     trainer.register_hook(CheckpointHook(**checkpoint_config))
-    log_config = dict(cfg.get("log_config") or {})
-    _check_keys("log_config", log_config, ("interval", "hooks"))
     for hook_cfg in log_config.get("hooks", [dict(type="TextLoggerHook")]):
         trainer.register_hook(*_build_hook(hook_cfg, "log_config.hooks",
                                            interval=log_config.get("interval", 50)))

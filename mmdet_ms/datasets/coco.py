@@ -15,6 +15,7 @@ from pycocotools.coco import COCO
 
 from ..registry import DATASETS, ConfigError
 from ..utils.segmentation import UNUSABLE_DESCRIPTION, usable_segmentation
+from .canvas import check_pad_to
 from .transforms import Compose
 
 # A training image whose pipeline returns None is replaced by another one of its group; a pipeline
@@ -95,10 +96,15 @@ class CocoDataset:
         test_mode: no filtering; ``__getitem__`` runs the pipeline once without annotations.
         filter_empty_gt: in training, drop images with no usable (non-crowd, valid) instance.
         min_size: in training, drop images whose shorter side is below this (None: keep all).
+        pad_to: how the training loader pads this dataset's batches (None, 'auto', (long, short)
+            or a list of them, see `datasets.canvas`); checked and kept here, so that
+            ``build_dataset(cfg.data.train)`` takes the key, and read by the train loader.
     """
 
     def __init__(self, ann_file, pipeline, img_prefix="", classes=None, test_mode=False,
-                 filter_empty_gt=True, min_size=None):
+                 filter_empty_gt=True, min_size=None, pad_to=None):
+        check_pad_to(pad_to)
+        self.pad_to = pad_to
         self.ann_file = ann_file
         self.img_prefix = img_prefix
         self.test_mode = test_mode

@@ -3,7 +3,8 @@
 Reproducibility: the batch order is a function of (seed, epoch, num_replicas, rank), and numpy's
 global RNG is re-seeded from (seed, epoch, index) before each sample is loaded, so the random
 scale and flip of every sample are the same whatever the number of workers, and an epoch can be
-resumed from any batch.
+resumed from any batch. A ``batch_transform`` (e.g. the detector's target assigner) runs on
+each collated batch where it was loaded: in the worker, off the training loop.
 """
 import collections
 import multiprocessing
@@ -13,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from ..registry import ConfigError
+from .canvas import canvas_hw
 
 
 class GroupSampler:
@@ -79,27 +81,33 @@ class GroupSampler:
         return int(sum(-(-size // per_round) for size in np.bincount(self.flag)))
 
 
-def collate(samples, size_divisor=32):
+def collate(samples, size_divisor=32, canvases=None):
     """Samples (dicts from ``Collect``) -> one batch dict.
 
     ``img``: (B, C, H, W) float32, each image zero-padded at the bottom/right to the batch's largest
-    height and width (rounded up to ``size_divisor``); ``img_meta`` and every other key: a list
-    with one entry per image (``gt_masks`` keep each image's own padded size, as the original).
+    height and width (rounded up to ``size_divisor``), or with ``canvases`` ((long, short) each)
+    to the smallest that holds them, in the batch's orientation (`canvas.canvas_hw`);
+    ``img_meta`` and every other key: a list with one entry per image (``gt_masks`` keep each
+    image's own padded size, as the original).
     """
     if not samples:
         raise ValueError("collate: no samples")
     batch = {key: [sample[key] for sample in samples] for key in samples[0]}
     if "img" in batch:
-        batch["img"] = _stack_padded(batch["img"], size_divisor)
+        names = [meta.get("filename") for meta in batch.get("img_meta", ())]
+        batch["img"] = _stack_padded(batch["img"], size_divisor, canvases, names)
     return batch
 
 
-def _stack_padded(imgs, size_divisor):
-    height = max(img.shape[1] for img in imgs)
-    width = max(img.shape[2] for img in imgs)
-    if size_divisor:
-        height = -(-height // size_divisor) * size_divisor
-        width = -(-width // size_divisor) * size_divisor
+def _stack_padded(imgs, size_divisor, canvases=None, names=None):
+    if canvases is not None:
+        height, width = canvas_hw(canvases, [img.shape[1:] for img in imgs], names)
+    else:
+        height = max(img.shape[1] for img in imgs)
+        width = max(img.shape[2] for img in imgs)
+        if size_divisor:
+            height = -(-height // size_divisor) * size_divisor
+            width = -(-width // size_divisor) * size_divisor
     stacked = np.zeros((len(imgs), imgs[0].shape[0], height, width), dtype=np.float32)  # (B, C, H, W)
     for slot, img in enumerate(imgs):
         stacked[slot, :, :img.shape[1], :img.shape[2]] = img
@@ -111,8 +119,9 @@ def sample_seed(seed, epoch, index):
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
 
 
-def load_batch(dataset, indices, seed, epoch, size_divisor):
-    """Load and collate ``indices``, each with numpy's global RNG seeded by ``sample_seed``.
+def load_batch(dataset, indices, seed, epoch, size_divisor, canvases=None, batch_transform=None):
+    """Load and collate ``indices`` (to one of ``canvases``, see `collate`), each with numpy's
+    global RNG seeded by ``sample_seed``; then ``batch_transform(batch)`` if given.
 
     The caller's global RNG state is restored afterwards.
     """
@@ -124,20 +133,36 @@ def load_batch(dataset, indices, seed, epoch, size_divisor):
             samples.append(dataset[index])
     finally:
         np.random.set_state(saved_state)
-    return collate(samples, size_divisor)
+    batch = collate(samples, size_divisor, canvases)
+    return batch_transform(batch) if batch_transform is not None else batch
+
+
+class AddToBatch:
+    """A picklable ``batch_transform``: ``batch[key] = function(batch)``."""
+
+    def __init__(self, key, function):
+        self.key = key
+        self.function = function
+
+    def __call__(self, batch):
+        batch[self.key] = self.function(batch)
+        return batch
 
 
 _worker_dataset = None
+_worker_batch_transform = None
 
 
-def _init_worker(dataset):
+def _init_worker(dataset, batch_transform):
     # Not cv2.setNumThreads here: in a forked child it can deadlock on the parent's thread pool.
-    global _worker_dataset
+    global _worker_dataset, _worker_batch_transform
     _worker_dataset = dataset
+    _worker_batch_transform = batch_transform
 
 
-def _load_batch_in_worker(indices, seed, epoch, size_divisor):
-    return load_batch(_worker_dataset, indices, seed, epoch, size_divisor)
+def _load_batch_in_worker(indices, seed, epoch, size_divisor, canvases):
+    return load_batch(_worker_dataset, indices, seed, epoch, size_divisor, canvases,
+                      _worker_batch_transform)
 
 
 def _multiprocessing_context():
@@ -151,15 +176,21 @@ class DataLoader:
     ``num_workers`` processes (started on first use, kept until ``close``) load whole batches, at
     most ``prefetch_batches`` ahead of the consumer; 0 loads in this process. An error in a worker
     is raised here; a worker that dies (e.g. out of memory) raises ``BrokenProcessPool``.
+    ``canvases``: (long, short) each, every batch padded to one of them (`collate`);
+    ``batch_transform``: a picklable callable batch -> batch run where the batch is loaded (in
+    the worker).
     """
 
-    def __init__(self, dataset, sampler, num_workers=0, size_divisor=32, prefetch_batches=None):
+    def __init__(self, dataset, sampler, num_workers=0, size_divisor=32, prefetch_batches=None,
+                 canvases=None, batch_transform=None):
         if num_workers < 0:
             raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
         self.dataset = dataset
         self.sampler = sampler
         self.num_workers = num_workers
         self.size_divisor = size_divisor
+        self.canvases = canvases
+        self.batch_transform = batch_transform
         self.prefetch_batches = prefetch_batches or 2 * max(num_workers, 1)
         self.start_batch = 0
         self._pool = None
@@ -178,16 +209,17 @@ class DataLoader:
 
     def _tasks(self):
         for indices in self.sampler.batches()[self.start_batch:]:
-            yield indices, self.sampler.seed, self.sampler.epoch, self.size_divisor
+            yield indices, self.sampler.seed, self.sampler.epoch, self.size_divisor, self.canvases
 
     def __iter__(self):
         if self.num_workers == 0:
             for task in self._tasks():
-                yield load_batch(self.dataset, *task)
+                yield load_batch(self.dataset, *task, self.batch_transform)
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.num_workers, mp_context=_multiprocessing_context(),
-                                             initializer=_init_worker, initargs=(self.dataset,))
+                                             initializer=_init_worker,
+                                             initargs=(self.dataset, self.batch_transform))
         tasks = self._tasks()
         pending = collections.deque()
         for task in tasks:
@@ -223,12 +255,14 @@ class DataLoader:
 
 
 def build_dataloader(dataset, imgs_per_gpu, workers_per_gpu, shuffle=True, seed=0, num_replicas=1,
-                     rank=0, size_divisor=32):
-    """A ``DataLoader`` over this rank's share of ``dataset``, ``imgs_per_gpu`` images a batch."""
+                     rank=0, size_divisor=32, canvases=None, batch_transform=None):
+    """A ``DataLoader`` over this rank's share of ``dataset``, ``imgs_per_gpu`` images a batch
+    (``canvases``, ``batch_transform``: see `DataLoader`)."""
     if not isinstance(imgs_per_gpu, int) or imgs_per_gpu < 1:
         raise ConfigError(f"imgs_per_gpu must be a positive int, got {imgs_per_gpu!r}")
     if not isinstance(workers_per_gpu, int) or workers_per_gpu < 0:
         raise ConfigError(f"workers_per_gpu must be an int >= 0, got {workers_per_gpu!r}")
     sampler = GroupSampler(dataset, imgs_per_gpu, shuffle=shuffle, seed=seed,
                            num_replicas=num_replicas, rank=rank)
-    return DataLoader(dataset, sampler, num_workers=workers_per_gpu, size_divisor=size_divisor)
+    return DataLoader(dataset, sampler, num_workers=workers_per_gpu, size_divisor=size_divisor,
+                      canvases=canvases, batch_transform=batch_transform)

@@ -28,7 +28,9 @@ def link_or_copy_atomically(src, dst):
 class Trainer:
     """State the hooks read: ``epoch`` (epochs completed), ``iteration`` (iterations completed
     before the current one), ``inner_iter`` (its index in the epoch), ``outputs``
-    (``log_vars``: {name: float}, ``grads``), ``data_time``, ``lr``, ``log_buffer`` (what a hook
+    (``log_vars``: {name: scalar Tensor}, read them with `train_step.read_records` (a host
+    sync: do it every few iterations, not every one); ``grads``; after the update ``applied``,
+    a bool Tensor), ``data_time``, ``lr``, ``log_buffer`` (what a hook
     leaves for another, e.g. evaluation metrics for the logger)."""
 
     def __init__(self, network, train_step, dataloader, max_epochs, work_dir, logger, rank=0,
@@ -70,8 +72,10 @@ class Trainer:
             getattr(hook, stage)(self)
 
     def resume(self, path):
-        """Continue from a training checkpoint: weights, momentum, epoch and iteration."""
+        """Continue from a training checkpoint: weights, momentum, epoch and iteration (and a
+        dynamic loss scale)."""
         meta = restore_train_state(path, self.network, self.optimizer)
+        self.train_step.load_state(meta)
         self.epoch, self.iteration = int(meta["epoch"]), int(meta["iter"])
         self.logger.info(f"resumed from {path}: epoch {self.epoch}, iteration {self.iteration}")
 
@@ -110,7 +114,8 @@ class Trainer:
         epoch_file = path is None
         path = path or os.path.join(self.work_dir, f"epoch_{self.epoch}.ckpt")
         save_train_state(path, self.network, self.optimizer,
-                         dict(self.meta, epoch=self.epoch, iter=self.iteration, **meta))
+                         dict(self.meta, epoch=self.epoch, iter=self.iteration,
+                                        **self.train_step.state(), **meta))
         if epoch_file:
             link_or_copy_atomically(path, os.path.join(self.work_dir, "latest.ckpt"))
             self.logger.info(f"saved {path}")

@@ -35,7 +35,12 @@ data = dict(
         type=dataset_type,
         ann_file=data_root + 'annotations/instances_train2017.json',
         img_prefix=data_root + 'train2017/',
-        pipeline=train_pipeline),
+        pipeline=train_pipeline,
+        # Every batch padded to the smallest of a few fixed canvases that holds it (derived from
+        # the pipeline's Resize, rounded to 32: 3 here, 6 for multi-scale), so a compiled step
+        # compiles once per canvas and orientation; None pads each batch to its own size as the
+        # original; or (long, short), e.g. (1344, 800), or a list of them.
+        pad_to='auto'),
     val=dict(
         type=dataset_type,
         ann_file=data_root + 'annotations/instances_val2017.json',

@@ -8,6 +8,8 @@ import time
 
 from ...registry import HOOKS, ConfigError
 from ..logger import format_eta
+from ..mixed_precision import loss_scale_value
+from ..train_step import read_records
 from .hook import PRIORITIES, Hook
 
 
@@ -26,7 +28,9 @@ def _rounded(value):
 @HOOKS.register_module()
 class TextLoggerHook(Hook):
     """Every ``interval`` iterations (and at the end of an epoch): the losses averaged over
-    them, lr, time per iteration, data time and ETA; after an evaluation, its metrics.
+    them, lr, time per iteration, data time and ETA (with float16: the loss scale and the steps
+    skipped for overflowing gradients); after an evaluation, its metrics. The losses are read
+    from the device here, once per interval.
 
     The JSON lines (rank 0, with a work dir): ``{"mode": "train", "epoch", "iter", "lr", "time",
     "data_time", <each loss>, "loss"}`` and ``{"mode": "val", "epoch", "iter", "lr",
@@ -41,6 +45,7 @@ class TextLoggerHook(Hook):
         self.interval = interval
         self.json_path = None
         self._window = []
+        self._data_times = []
 
     def before_run(self, trainer):
         text_path = log_file_path(trainer.logger)
@@ -53,26 +58,41 @@ class TextLoggerHook(Hook):
     def before_train_epoch(self, trainer):
         self._epoch_started = self._window_started = time.perf_counter()
         self._remaining = (trainer.max_epochs - trainer.epoch) * trainer.iters_per_epoch
-        self._window = []
+        self._window, self._data_times = [], []
 
     def after_train_iter(self, trainer):
-        self._window.append(dict(trainer.outputs["log_vars"], data_time=trainer.data_time))
+        outputs = trainer.outputs
+        record = dict(outputs["log_vars"])
+        if "applied" in outputs:
+            record["applied"] = outputs["applied"]
+        self._window.append(record)
+        self._data_times.append(trainer.data_time)
         done = trainer.inner_iter + 1
         if done % self.interval and done != trainer.iters_per_epoch:
             return
+        records = read_records(self._window)  # the one read of the device per interval
         now = time.perf_counter()
-        iter_time = (now - self._window_started) / len(self._window)
+        iter_time = (now - self._window_started) / len(records)
         eta = (now - self._epoch_started) / done * (self._remaining - done)
-        mean = {key: sum(entry[key] for entry in self._window) / len(self._window)
-                for key in self._window[0]}
-        data_time = mean.pop("data_time")
+        skipped = sum(1 for entry in records if entry.pop("applied", 1.0) == 0.0)
+        mean = {key: sum(entry[key] for entry in records) / len(records) for key in records[0]}
+        data_time = sum(self._data_times) / len(self._data_times)
+        extra = {}
+        scale = loss_scale_value(trainer.train_step.loss_scaler)
+        if scale is not None:
+            extra["loss_scale"] = scale
+        if skipped or scale is not None:
+            extra["skipped"] = skipped  # steps not applied: gradient overflow
         losses = ", ".join(f"{name}: {value:.4f}" for name, value in mean.items())
+        extras = "".join(f", {name}: {value:g}" for name, value in extra.items())
         trainer.logger.info(
             f"Epoch [{trainer.epoch + 1}][{done}/{trainer.iters_per_epoch}]\tlr: {trainer.lr:.5e}, "
-            f"eta: {format_eta(eta)}, time: {iter_time:.3f}, data_time: {data_time:.3f}, {losses}")
+            f"eta: {format_eta(eta)}, time: {iter_time:.3f}, data_time: {data_time:.3f}, {losses}"
+            f"{extras}")
         self._write_json(dict(mode="train", epoch=trainer.epoch + 1, iter=done, lr=trainer.lr,
-                              time=iter_time, data_time=data_time, **mean))
-        self._window, self._window_started = [], time.perf_counter()
+                              time=iter_time, data_time=data_time, **mean, **extra))
+        self._window, self._data_times = [], []
+        self._window_started = time.perf_counter()
 
     def after_train_epoch(self, trainer):
         metrics = trainer.log_buffer.pop("val", None)

@@ -1,25 +1,54 @@
-"""Applies an iteration's gradients (``optimizer_config``: reduction over ranks and clipping are
-part of the train step's compiled update), and stops on a non-finite loss before that."""
+"""Applies an iteration's gradients (``optimizer_config``: reduction over ranks, unscaling,
+the finiteness check and clipping are part of the train step's compiled update), and stops on a
+non-finite loss.
+
+The update itself skips a step whose loss or gradients are not finite, so no weight is ever
+touched by one; the losses are read from the device only every ``interval`` iterations (the log
+interval) and at the end of an epoch, so the NaN stop names the iteration a little later than it
+happens, but before any checkpoint of that epoch is written.
+"""
 from ...registry import HOOKS
-from ..train_step import check_finite
+from ..train_step import check_finite, read_records
 from .hook import PRIORITIES, Hook
+
+
+def is_read_iteration(trainer, interval):
+    """Whether the iteration just done ends a window of ``interval`` or the epoch."""
+    done = trainer.inner_iter + 1
+    return done % interval == 0 or done == trainer.iters_per_epoch
 
 
 @HOOKS.register_module()
 class NanStopHook(Hook):
-    """Raise `NonFiniteLossError` on a NaN/inf loss, before the update touches the weights."""
+    """Raise `NonFiniteLossError` naming the first iteration whose loss is NaN/inf."""
 
     priority = PRIORITIES["HIGH"]
 
+    def __init__(self, interval=1):
+        self.interval = interval
+        self._pending = []  # (iteration, {name: Tensor}) not yet read
+
+    def before_train_epoch(self, trainer):
+        self._pending = []
+
     def after_train_iter(self, trainer):
-        check_finite(trainer.outputs["log_vars"], trainer.iteration)
+        self._pending.append((trainer.iteration, trainer.outputs["log_vars"]))
+        if not is_read_iteration(trainer, self.interval):
+            return
+        pending, self._pending = self._pending, []
+        iterations = [iteration for iteration, _ in pending]
+        for iteration, values in zip(iterations, read_records([v for _, v in pending])):
+            check_finite(values, iteration)
 
 
 @HOOKS.register_module()
 class OptimizerHook(Hook):
-    """The update of the weights from ``trainer.outputs['grads']``."""
+    """The update of the weights from ``trainer.outputs['grads']``; leaves whether it was applied
+    in ``trainer.outputs['applied']`` (a bool Tensor)."""
 
     priority = PRIORITIES["ABOVE_NORMAL"]
 
     def after_train_iter(self, trainer):
-        trainer.train_step.apply_gradients(trainer.outputs["grads"])
+        outputs = trainer.outputs
+        outputs["applied"] = trainer.train_step.apply_gradients(outputs["grads"],
+                                                                outputs["log_vars"]["loss"])

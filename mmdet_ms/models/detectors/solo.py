@@ -4,9 +4,8 @@ import mindspore.nn as nn
 
 from ...core.postprocess import check_test_cfg
 from ...core.solo_postprocess import batch_postprocess_of
-from ...core.solo_targets import solo_targets_single
 from ...registry import BACKBONES, DETECTORS, HEADS, NECKS
-from ..heads.solo_loss import pack_solo_targets
+from ..heads.solo_loss import SOLOTargetAssigner
 from .train_losses import losses_of_batch
 
 
@@ -19,7 +18,8 @@ class SOLO(nn.Cell):
 
     Training goes through the interface SOLOv2 has: ``train_targets(batch)`` (numpy, host side)
     → ``train_outputs(img)`` (flat Tensors) → ``loss(*outputs, *targets)`` (a parameter-free
-    cell: one scalar per ``loss_names``); ``forward_train`` chains them into ``{name: loss}``.
+    cell: one scalar per ``loss_names``); ``forward_train`` chains them into ``{name: loss}``;
+    ``target_assigner()`` is ``train_targets`` as a picklable numpy callable (loader workers).
     """
 
     loss_names = ("loss_ins", "loss_cate")
@@ -53,22 +53,23 @@ class SOLO(nn.Cell):
             flat = flat + tuple(outputs)
         return flat
 
+    def target_assigner(self, static_shapes=False):
+        """The picklable numpy callable batch → targets (`SOLOTargetAssigner`), for the
+        data-loading workers."""
+        head = self.bbox_head
+        return SOLOTargetAssigner(head.strides, head.scale_ranges, head.num_grids, head.sigma,
+                                  static_shapes)
+
     def train_targets(self, batch, static_shapes=False):
         """The flat packed targets (numpy, `PackedSOLOTargets.flat`) of a collated batch
         (``img`` (B, 3, H, W), per-image ``gt_bboxes``, 0-based ``gt_labels``, ``gt_masks`` at the
         padded size). ``static_shapes``: each level's positives padded to a power of two, so that
         a compiled loss meets few distinct shapes; otherwise to the batch's largest count."""
-        mask_sizes = self.bbox_head.mask_sizes(*batch["img"].shape[2:])
-        return pack_solo_targets(self.targets_per_image(batch), mask_sizes, static_shapes).flat()
+        return self.target_assigner(static_shapes)(batch)
 
     def targets_per_image(self, batch):
         """Per image, the levels' `targets.LevelTargets` (`solo_targets_single`) of a batch."""
-        head = self.bbox_head
-        mask_sizes = head.mask_sizes(*batch["img"].shape[2:])
-        return [solo_targets_single(boxes, labels, masks, mask_sizes, head.strides,
-                                    head.scale_ranges, head.num_grids, head.sigma)
-                for boxes, labels, masks in zip(batch["gt_bboxes"], batch["gt_labels"],
-                                                batch["gt_masks"])]
+        return self.target_assigner().per_image(batch)
 
     def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_masks):
         """{loss name: scalar Tensor} of a batch, op by op (`losses_of_batch`)."""

@@ -2,8 +2,7 @@
 import mindspore.nn as nn
 
 from ...core.postprocess import check_test_cfg, get_seg_batch
-from ...core.targets import MASK_FEAT_STRIDE, solov2_targets_single
-from ..heads.solov2_loss import pack_targets
+from ..heads.solov2_loss import SOLOv2TargetAssigner
 from ...registry import BACKBONES, DETECTORS, HEADS, NECKS, ConfigError
 from .train_losses import losses_of_batch
 
@@ -20,7 +19,8 @@ class SOLOv2(nn.Cell):
     ``train_targets(batch)`` (numpy, host side) → ``train_outputs(img)`` (flat Tensors) →
     ``loss(*outputs, *targets)`` (a parameter-free cell: one scalar per ``loss_names``), so the
     network and the losses can each be compiled. ``forward_train`` chains the three, as mmdet's
-    detectors do, and returns ``{name: loss}``.
+    detectors do, and returns ``{name: loss}``. ``target_assigner()`` is ``train_targets`` as a
+    picklable numpy callable, which the training loader runs in its workers.
     """
 
     loss_names = ("loss_ins", "loss_cate")
@@ -61,25 +61,26 @@ class SOLOv2(nn.Cell):
         cate_preds, kernel_preds, mask_feat = self.forward_features(img)
         return (*cate_preds, *kernel_preds, mask_feat)
 
+    def target_assigner(self, static_shapes=False):
+        """The picklable numpy callable batch → targets (`SOLOv2TargetAssigner`), for the
+        data-loading workers."""
+        head = self.bbox_head
+        return SOLOv2TargetAssigner(head.scale_ranges, head.num_grids, head.sigma, static_shapes)
+
     def train_targets(self, batch, static_shapes=False):
-        """The `PackedTargets` (numpy) of a collated batch (``img`` (B, 3, H, W), per-image
-        ``gt_bboxes``, 0-based ``gt_labels``, ``gt_masks`` at the padded size).
+        """The `PackedTargets` fields (numpy, a tuple) of a collated batch (``img``
+        (B, 3, H, W), per-image ``gt_bboxes``, 0-based ``gt_labels``, ``gt_masks`` at the padded
+        size).
 
         ``static_shapes``: positives padded to a power of two per image, so that a compiled
         loss meets few distinct shapes; otherwise to the batch's largest count.
         """
-        return pack_targets(self.targets_per_image(batch), round_to_power_of_two=static_shapes)
+        return self.target_assigner(static_shapes)(batch)
 
     def targets_per_image(self, batch):
         """Per image, per level `LevelTargets` (the original's ``solov2_target_single``), masks
         at the mask feature's size (the padded batch's / 4)."""
-        height, width = batch["img"].shape[2:]
-        mask_feat_size = (height // MASK_FEAT_STRIDE, width // MASK_FEAT_STRIDE)
-        head = self.bbox_head
-        return [solov2_targets_single(boxes, labels, masks, mask_feat_size, head.scale_ranges,
-                                      head.num_grids, head.sigma)
-                for boxes, labels, masks in zip(batch["gt_bboxes"], batch["gt_labels"],
-                                                batch["gt_masks"])]
+        return self.target_assigner().per_image(batch)
 
     def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_masks):
         """{loss name: scalar Tensor} of a batch, op by op (`losses_of_batch`)."""

@@ -13,7 +13,7 @@ from ..layers import ConvModule, append_coord_channels
 from ..layers.points_nms import points_nms
 from ..losses import build_loss
 from .head_parts import HEAD_NORM, prior_bias_conv, split_feats
-from .solo_loss import SOLOLoss
+from .solo_loss import SOLOLoss, solo_mask_sizes
 
 def upsample2x(feat):
     """(N, C, H, W) → (N, C, 2H, 2W), bilinear (the original's ``scale_factor=2``)."""
@@ -67,16 +67,11 @@ class SOLOHeadBase(nn.Cell):
                              build_loss(loss_ins).loss_weight, build_loss(loss_cate),
                              decoupled=self.decoupled)
 
-    def mask_sizes(self, pad_height, pad_width):
-        """(H_l, W_l) of each level's mask predictions for a padded input of that size: twice
-        each level input's size (ResNet/FPN maps are ceil-halved from the input)."""
-        sizes, height, width = [], pad_height, pad_width
-        for _ in range(5):  # P1 (stride 2) .. P5 (stride 32)
-            height, width = -(-height // 2), -(-width // 2)
-            sizes.append((height, width))
-        p2, p3, p4, p5 = sizes[1:5]
-        level_inputs = ((p2[0] // 2, p2[1] // 2), p3, p4, p5, p5)
-        return tuple((2 * h, 2 * w) for h, w in level_inputs)
+    @staticmethod
+    def mask_sizes(pad_height, pad_width):
+        """(H_l, W_l) of each level's mask predictions for a padded input of that size
+        (`solo_loss.solo_mask_sizes`)."""
+        return solo_mask_sizes(pad_height, pad_width)
 
     def _cate_branch(self, feat, num_grid, cate_conv):
         """(N, C_in, H, W) → (N, C_cls, S, S) logits; the map is resized to S x S before conv

@@ -12,6 +12,7 @@ from collections import namedtuple
 import numpy as np
 from mindspore import nn, ops
 
+from ...core.solo_targets import solo_targets_single
 from ..losses import dice_loss
 from .solov2_loss import _flat_category_logits, positive_slots
 
@@ -58,6 +59,47 @@ def pack_solo_targets(targets_per_image, mask_sizes, round_to_power_of_two=True)
                   for t in image_targets)
     return PackedSOLOTargets(cate_labels, np.float32(num_pos), tuple(pos_cells), tuple(pos_valid),
                              tuple(mask_targets))
+
+
+def solo_mask_sizes(pad_height, pad_width):
+    """(H_l, W_l) of each level's mask predictions for a padded input of that size: twice
+    each level input's size (ResNet/FPN maps are ceil-halved from the input)."""
+    sizes, height, width = [], pad_height, pad_width
+    for _ in range(5):  # P1 (stride 2) .. P5 (stride 32)
+        height, width = -(-height // 2), -(-width // 2)
+        sizes.append((height, width))
+    p2, p3, p4, p5 = sizes[1:5]
+    level_inputs = ((p2[0] // 2, p2[1] // 2), p3, p4, p5, p5)
+    return tuple((2 * h, 2 * w) for h, w in level_inputs)
+
+
+class SOLOTargetAssigner:
+    """Collated batch → the flat packed targets (`PackedSOLOTargets.flat`), numpy arrays.
+
+    numpy only and holding only the head's config values, so that it pickles to the data-loading
+    workers and builds the targets there (``SOLO.target_assigner``). ``static_shapes``: each
+    level's positives padded to a power of two, so that a compiled loss meets few distinct
+    shapes; otherwise to the batch's largest count.
+    """
+
+    def __init__(self, strides, scale_ranges, num_grids, sigma, static_shapes=False):
+        self.strides = tuple(strides)
+        self.scale_ranges = tuple(tuple(scale_range) for scale_range in scale_ranges)
+        self.num_grids = tuple(num_grids)
+        self.sigma = sigma
+        self.static_shapes = bool(static_shapes)
+
+    def per_image(self, batch):
+        """Per image, the levels' `targets.LevelTargets` (`solo_targets_single`)."""
+        mask_sizes = solo_mask_sizes(*batch["img"].shape[2:])
+        return [solo_targets_single(boxes, labels, masks, mask_sizes, self.strides,
+                                    self.scale_ranges, self.num_grids, self.sigma)
+                for boxes, labels, masks in zip(batch["gt_bboxes"], batch["gt_labels"],
+                                                batch["gt_masks"])]
+
+    def __call__(self, batch):
+        mask_sizes = solo_mask_sizes(*batch["img"].shape[2:])
+        return pack_solo_targets(self.per_image(batch), mask_sizes, self.static_shapes).flat()
 
 
 def _gather_channels(maps, channels):

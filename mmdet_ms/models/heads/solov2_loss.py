@@ -12,6 +12,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
+from ...core.targets import MASK_FEAT_STRIDE, solov2_targets_single
 from ..losses import DiceLoss, FocalLoss
 
 PackedTargets = namedtuple("PackedTargets", ["cate_labels", "num_pos", "pos_cells", "pos_valid",
@@ -64,6 +65,35 @@ def pack_targets(targets_per_image, round_to_power_of_two=True):
     num_pos = sum(int(t.ins_ind_labels.sum()) for image_targets in targets_per_image
                   for t in image_targets)
     return PackedTargets(cate_labels, np.float32(num_pos), pos_cells, pos_valid, mask_targets)
+
+
+class SOLOv2TargetAssigner:
+    """Collated batch → its `PackedTargets` as a plain tuple of numpy arrays.
+
+    numpy only and holding only the head's config values, so that it pickles to the data-loading
+    workers and builds the targets there (``SOLOv2.target_assigner``). ``static_shapes``:
+    positives padded to a power of two per image (`positive_slots`), so that a compiled loss
+    meets few distinct shapes; otherwise to the batch's largest count.
+    """
+
+    def __init__(self, scale_ranges, num_grids, sigma, static_shapes=False):
+        self.scale_ranges = tuple(tuple(scale_range) for scale_range in scale_ranges)
+        self.num_grids = tuple(num_grids)
+        self.sigma = sigma
+        self.static_shapes = bool(static_shapes)
+
+    def per_image(self, batch):
+        """Per image, per level `LevelTargets` (the original's ``solov2_target_single``), masks
+        at the mask feature's size (the padded batch's / 4)."""
+        height, width = batch["img"].shape[2:]
+        mask_feat_size = (height // MASK_FEAT_STRIDE, width // MASK_FEAT_STRIDE)
+        return [solov2_targets_single(boxes, labels, masks, mask_feat_size, self.scale_ranges,
+                                      self.num_grids, self.sigma)
+                for boxes, labels, masks in zip(batch["gt_bboxes"], batch["gt_labels"],
+                                                batch["gt_masks"])]
+
+    def __call__(self, batch):
+        return tuple(pack_targets(self.per_image(batch), self.static_shapes))
 
 
 def as_tensors(targets):
