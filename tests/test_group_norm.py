@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmdet_ms.engine.train_step import CompiledTrainOutputs, TrainOutputs
 from mmdet_ms.models.layers import GroupNorm, use_compiled_training_form
 from mmdet_ms.utils.device import set_device
+from tools.benchmark_group_norm import Compiled
 
 GROUPS = 32
 
@@ -16,18 +17,6 @@ GROUPS = 32
 @pytest.fixture(scope="module", autouse=True)
 def pynative_cpu():
     set_device("CPU", mode="pynative")
-
-
-class Compiled(nn.Cell):
-    """The norm compiled into one graph and differentiated from PyNative, as in the train step."""
-
-    def __init__(self, cell):
-        super().__init__(auto_prefix=False)
-        self.cell = cell
-
-    @ms.jit
-    def construct(self, x):
-        return self.cell(x)
 
 
 def _norm(channels, seed):

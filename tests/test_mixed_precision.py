@@ -90,9 +90,11 @@ def test_float16_convolutions_and_float32_norms(data_dir):  # noqa: F811
     kinds = {}
     for _, cell in network.cells_and_names():
         if isinstance(cell, (nn.Conv2d, nn.GroupNorm, nn.BatchNorm2d)):
-            kinds.setdefault(type(cell).__name__, set()).add(cell.get_flags().get("fp16", False))
-    assert kinds["Conv2d"] == {True}
-    assert kinds["GroupNorm"] == {False} and kinds["BatchNorm2d"] == {False}
+            flags = cell.get_flags()
+            kinds.setdefault(type(cell).__name__, set()).add(
+                (flags.get("fp16", False), flags.get("fp32", False)))
+    assert kinds["Conv2d"] == {(True, False)}
+    assert kinds["GroupNorm"] == {(False, True)} and kinds["BatchNorm2d"] == {(False, True)}
 
 
 @pytest.mark.parametrize("fp16, message", [

@@ -5,20 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import R101_CONFIG, parity_file
+from conftest import R101_CONFIG
 from mmdet_ms.config import Config
 from mmdet_ms.utils.checkpoint import read_torch_checkpoint
 from tools.original_forward import torch_original_train_outputs
 from tools.original_solov2_loss import torch_solov2_loss, torch_solov2_targets, trainable_state
+from test_loss_parity_r101 import GRAD_NORM_RTOL, LOSS_RTOL, reference  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
-LOSS_RTOL = 1e-3       # the fixture README's tolerances
-GRAD_NORM_RTOL = 1e-2
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return np.load(parity_file("r101_seed0_coffee_loss.npz"))
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,9 @@ import mindspore.nn as nn
 import mindspore.ops as ops
 from mindspore.amp import DynamicLossScaler, all_finite
 
+from .mixed_precision import loss_scale_value
+
+
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; training stops before the update."""
 
@@ -212,7 +215,7 @@ class TrainStep:
         scale and its count of clean steps (read from the device)."""
         if not isinstance(self.loss_scaler, DynamicLossScaler):
             return {}
-        return dict(loss_scale=float(self.loss_scaler.scale_value.asnumpy()),
+        return dict(loss_scale=loss_scale_value(self.loss_scaler),
                     loss_scale_counter=int(self.loss_scaler.counter.asnumpy()))
 
     def load_state(self, meta):
@@ -228,9 +231,10 @@ class TrainStep:
         unless a loss is not finite (`NonFiniteLossError`; nothing is updated)."""
         values, grads = self.gradients(batch)
         applied = self.apply_gradients(grads, values["loss"])
-        values = read_values(values)
+        values = read_values(dict(values, applied=applied))
+        applied = values.pop("applied")
         check_finite(values, iteration)
-        if not bool(applied.asnumpy()):
+        if not applied:
             raise NonFiniteLossError(f"non-finite gradients at iteration {iteration + 1}")
         return values
 

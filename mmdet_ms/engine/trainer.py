@@ -115,7 +115,7 @@ class Trainer:
         path = path or os.path.join(self.work_dir, f"epoch_{self.epoch}.ckpt")
         save_train_state(path, self.network, self.optimizer,
                          dict(self.meta, epoch=self.epoch, iter=self.iteration,
-                                        **self.train_step.state(), **meta))
+                              **self.train_step.state(), **meta))
         if epoch_file:
             link_or_copy_atomically(path, os.path.join(self.work_dir, "latest.ckpt"))
             self.logger.info(f"saved {path}")

@@ -23,6 +23,13 @@ def priority_value(priority):
     return priority
 
 
+def is_read_iteration(trainer, interval):
+    """Whether the iteration just done ends a window of ``interval`` iterations or the epoch:
+    where the hooks that read the device (log, NaN stop) read it."""
+    done = trainer.inner_iter + 1
+    return done % interval == 0 or done == trainer.iters_per_epoch
+
+
 class Hook:
     """Override what you need; each method gets the `Trainer` (epoch, iteration, inner_iter,
     outputs, lr, network, optimizer, logger, work_dir, rank, log_buffer)."""

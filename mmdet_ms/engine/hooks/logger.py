@@ -8,9 +8,8 @@ import time
 
 from ...registry import HOOKS, ConfigError
 from ..logger import format_eta
-from ..mixed_precision import loss_scale_value
 from ..train_step import read_records
-from .hook import PRIORITIES, Hook
+from .hook import PRIORITIES, Hook, is_read_iteration
 
 
 def log_file_path(logger):
@@ -67,21 +66,20 @@ class TextLoggerHook(Hook):
             record["applied"] = outputs["applied"]
         self._window.append(record)
         self._data_times.append(trainer.data_time)
-        done = trainer.inner_iter + 1
-        if done % self.interval and done != trainer.iters_per_epoch:
+        if not is_read_iteration(trainer, self.interval):
             return
-        records = read_records(self._window)  # the one read of the device per interval
+        done = trainer.inner_iter + 1
+        scaler = trainer.train_step.loss_scaler
+        scale_record = [] if scaler is None else [dict(loss_scale=scaler.scale_value)]
+        records = read_records(self._window + scale_record)  # the one read per interval
+        extra = records.pop() if scale_record else {}
         now = time.perf_counter()
         iter_time = (now - self._window_started) / len(records)
         eta = (now - self._epoch_started) / done * (self._remaining - done)
         skipped = sum(1 for entry in records if entry.pop("applied", 1.0) == 0.0)
         mean = {key: sum(entry[key] for entry in records) / len(records) for key in records[0]}
         data_time = sum(self._data_times) / len(self._data_times)
-        extra = {}
-        scale = loss_scale_value(trainer.train_step.loss_scaler)
-        if scale is not None:
-            extra["loss_scale"] = scale
-        if skipped or scale is not None:
+        if skipped or scaler is not None:
             extra["skipped"] = skipped  # steps not applied: gradient overflow
         losses = ", ".join(f"{name}: {value:.4f}" for name, value in mean.items())
         extras = "".join(f", {name}: {value:g}" for name, value in extra.items())

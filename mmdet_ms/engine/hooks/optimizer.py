@@ -9,13 +9,7 @@ happens, but before any checkpoint of that epoch is written.
 """
 from ...registry import HOOKS
 from ..train_step import check_finite, read_records
-from .hook import PRIORITIES, Hook
-
-
-def is_read_iteration(trainer, interval):
-    """Whether the iteration just done ends a window of ``interval`` or the epoch."""
-    done = trainer.inner_iter + 1
-    return done % interval == 0 or done == trainer.iters_per_epoch
+from .hook import PRIORITIES, Hook, is_read_iteration
 
 
 @HOOKS.register_module()
@@ -35,9 +29,9 @@ class NanStopHook(Hook):
         self._pending.append((trainer.iteration, trainer.outputs["log_vars"]))
         if not is_read_iteration(trainer, self.interval):
             return
-        pending, self._pending = self._pending, []
-        iterations = [iteration for iteration, _ in pending]
-        for iteration, values in zip(iterations, read_records([v for _, v in pending])):
+        iterations, records = zip(*self._pending)
+        self._pending = []
+        for iteration, values in zip(iterations, read_records(list(records))):
             check_finite(values, iteration)
 
 

@@ -110,16 +110,17 @@ def use_compiled_training_form(network, enabled=True):
     """Switch every ``GroupNorm`` of ``network`` to (or back from) the compiled training form.
     Call before the network is compiled; the compiled train step (``CompiledTrainOutputs``)
     does it itself."""
-    for _, cell in network.cells_and_names():
-        if isinstance(cell, GroupNorm):
-            cell.compiled_training_form = enabled
-    return network
+    return _set_form(network, "compiled_training_form", enabled)
 
 
 def use_compiled_inference_form(network, enabled=True):
     """Switch every ``GroupNorm`` of ``network`` to (or back from) the compiled inference form.
     Call before the network is compiled: a compiled graph keeps the form it was compiled with."""
+    return _set_form(network, "compiled_inference_form", enabled)
+
+
+def _set_form(network, flag, enabled):
     for _, cell in network.cells_and_names():
         if isinstance(cell, GroupNorm):
-            cell.compiled_inference_form = enabled
+            setattr(cell, flag, enabled)
     return network
