@@ -60,7 +60,8 @@ def test_train_benchmark_reports_every_stage(tmp_path, capsys, monkeypatch):
         assert torch_row["medians"][stage] > 0, stage
         assert figures["ratios"][stage] > 0, stage
     for row in (ms_row, torch_row):
-        assert 0 < row["step_peak_rss_mib"] <= row["peak_rss_mib"]
+        assert 0 < row["warm_peak_rss_mib"] <= row["peak_rss_mib"]
+    assert ms_row["parts_peak_rss_mib"] > 0
     assert set(ms_row["breakdown"]) == {"losses", "targets", "optimizer", "rest", "step"}
     assert math.isfinite(ms_row["outside_share"])
     assert "outside the compiled network and losses" in printed

@@ -94,3 +94,33 @@ def test_the_compiled_train_step_switches_the_group_norms_to_the_training_form()
     assert not network[1].compiled_training_form  # op by op: the kernel
     CompiledTrainOutputs(network)
     assert network[1].compiled_training_form
+
+
+def test_training_form_in_one_graph_with_its_backward_equals_the_kernel():
+    """As the compiled train step runs it: two norms of one shape in a graph that holds the
+    backward too, called twice. (Compiled, equal constants share a buffer: scratch moving
+    statistics of ones and zeros, updated in place, overwrote the norms' scale and shift.)"""
+    rng = np.random.default_rng(8)
+    shape = (2, 64, 9, 7)
+    x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    weight = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    forms = nn.SequentialCell([_norm(64, seed) for seed in (9, 10)])
+    kernels = nn.SequentialCell([GroupNorm(GROUPS, 64) for _ in forms]).set_train(True)
+    for kernel, form in zip(kernels, forms):
+        kernel.gamma.set_data(form.gamma.value())
+        kernel.beta.set_data(form.beta.value())
+
+    def loss_of(norms):
+        def loss(inputs):
+            return (norms(inputs) * weight).sum()
+        return loss
+
+    one_graph = ms.jit(ms.value_and_grad(loss_of(forms), 0, forms.trainable_params()))
+    reference = ms.value_and_grad(loss_of(kernels), 0, kernels.trainable_params())
+    expected_loss, (expected_dx, expected_dparams) = reference(x)
+    for _ in range(2):
+        loss, (dx, dparams) = one_graph(x)
+        assert abs(float(loss) - float(expected_loss)) < 1e-4 * abs(float(expected_loss))
+        assert _max_relative_error(dx.asnumpy(), expected_dx.asnumpy()) < 1e-5
+        for value, reference_value in zip(dparams, expected_dparams):
+            assert _max_relative_error(value.asnumpy(), reference_value.asnumpy()) < 1e-5

@@ -6,10 +6,13 @@
         [--checkpoint X.ckpt | --torch-baseline ORIGINAL.pth] [--no-norms] [--json OUT.json]
 
 The MindSpore side is built as ``train.py`` builds it (``build_detector``, ``build_train_step``
-at the config's ``optimizer.lr`` unscaled, ``build_train_dataloader``) and runs in a fresh
-process; every stage is synchronised by reading its results on the host (``float`` /
-``asnumpy``) before the clock stops. After ``--warmup`` whole steps (graph mode compiles here,
-and each stage runs once untimed), ``--runs`` rounds of these stages, each on the same batch
+at the config's ``optimizer.lr`` unscaled, ``build_train_dataloader``), in fresh processes: one
+for the step (targets, gradients, optimizer, step, step+data: the step's own graphs) and one for
+its parts (forward, fwd+bwd, losses: on the step's cells, compiled as the step compiles them),
+as R101's graphs do not fit in 24 GB together. Every stage is synchronised
+by reading its results on the host (``float`` / ``asnumpy``) before the clock stops. After
+``--warmup`` calls of the process's first stage (step, or fwd+bwd; graph mode compiles here),
+and one untimed call of each stage, ``--runs`` rounds of these stages, each on the same batch
 (the loader's first), give medians:
 
   targets       ``step.targets(batch)``: what the step does for the targets: building them on
@@ -29,7 +32,7 @@ and each stage runs once untimed), ``--runs`` rounds of these stages, each on th
                 A new batch can have a new positive-slot count, so a compiled step may compile
                 again here: take several ``--runs``.
 
-Unless ``--no-norms``, a second fresh process builds the same network with every BatchNorm and
+Unless ``--no-norms``, a third fresh process builds the same network with every BatchNorm and
 GroupNorm replaced by the identity and times its forward and fwd+bwd the same way. The breakdown
 of the step is then, per framework:
 
@@ -61,9 +64,9 @@ MindSpore/torch ratio of each median.
 set (``mmdet_ms.datasets.synthetic``) into a temporary folder and resizes them to exactly
 ``--img-size W H`` (the train pipeline's ``Resize`` set to that size, ``keep_ratio=False``);
 ``data.imgs_per_gpu`` becomes ``--batch``. ``--data config`` uses ``data.train`` as configured.
-Peak resident memory is per process (getrusage), read after the warm-up steps (the step's own:
-build, compilation, steps) and at the end (with the stages' own graphs); the torch figure is
-this process's, which also wrote the data. The load average is printed before and after: on a
+Peak resident memory is per process (getrusage): the step's after its warm-up (build,
+compilation, steps) and at its end, the parts' at their end; the torch figure is this
+process's, which also wrote the data. The load average is printed before and after: on a
 shared machine, compare runs taken at a similar load (the torch step suffers most from a busy
 machine).
 """
@@ -173,21 +176,22 @@ def _seconds(function):
 
 
 def _timed_rounds(stages, warmup_steps, runs):
-    """``warmup_steps`` untimed calls of the stage "step", one untimed call of each stage, then
-    ``runs`` rounds of all: {stage: median seconds}, the first step's seconds, and the peak
-    resident memory after the warm-up steps (MiB; before the other stages compile their own
-    graphs)."""
-    first, _ = _seconds(stages["step"])
+    """``warmup_steps`` untimed calls of the first stage (the one that compiles the most), one
+    untimed call of each stage, then ``runs`` rounds of all: {stage: median seconds}, the first
+    call's seconds, and the peak resident memory after the warm-up calls (MiB; before the other
+    stages compile their own graphs)."""
+    warm_up = next(iter(stages.values()))
+    first, _ = _seconds(warm_up)
     for _ in range(max(warmup_steps - 1, 0)):
-        stages["step"]()
-    step_peak = _peak_rss_mib()
+        warm_up()
+    warm_peak = _peak_rss_mib()
     for function in stages.values():
         function()
     times = {name: [] for name in stages}
     for _ in range(runs):
         for name, function in stages.items():
             times[name].append(_seconds(function)[0])
-    return {name: statistics.median(values) for name, values in times.items()}, first, step_peak
+    return {name: statistics.median(values) for name, values in times.items()}, first, warm_peak
 
 
 def _peak_rss_mib():
@@ -220,47 +224,32 @@ def replace_norms_by_identity(network):
 
 
 class _MindSporeParts:
-    """The network's forward, fwd+bwd and the losses' fwd+bwd as the step runs them."""
+    """The network's forward, fwd+bwd and the losses' fwd+bwd, on the step's own cells (compiled
+    if the step is), differentiated as the step differentiates them."""
 
-    def __init__(self, network, params, compiled):
+    def __init__(self, step):
         import mindspore as ms
-        import mindspore.nn as nn
         import mindspore.ops as ops
-
-        class Outputs(nn.Cell):
-            """In float32, as the losses take them (also from a float16 network)."""
-
-            def construct(self, img):
-                return tuple([ops.cast(value, ms.float32) for value in network.train_outputs(img)])
-
-        class Losses(nn.Cell):
-            def construct(self, *tensors):
-                losses = network.loss(*tensors)
-                total = losses[0]
-                for value in losses[1:]:
-                    total = total + value
-                return total
-
-        self.outputs, self.losses = Outputs(), Losses()
-        self.compiled = bool(compiled)
-        if compiled:
-            self.outputs.construct = ms.jit(self.outputs.construct)
-            self.losses.construct = ms.jit(self.losses.construct)
 
         def output_sum(img):
             total = 0
-            for value in self.outputs(img):
+            for value in step.outputs(img):
                 total = total + ops.sum(value)
             return total
 
-        self.network_grad = ms.grad(output_sum, None, params)
+        def loss_total(*tensors):
+            return step.loss_cell(*tensors)[0]
+
+        self.outputs = step.outputs
+        self.network_grad = ms.grad(output_sum, None, step.optimizer.parameters)
+        self._loss_total = loss_total
         self._losses_grad = None
 
     def losses_grad(self, outputs, targets):
         """(total loss, its gradients with respect to ``outputs``)."""
         import mindspore as ms
         if self._losses_grad is None:
-            self._losses_grad = ms.value_and_grad(self.losses, tuple(range(len(outputs))))
+            self._losses_grad = ms.value_and_grad(self._loss_total, tuple(range(len(outputs))))
         return self._losses_grad(*outputs, *targets)
 
 
@@ -274,10 +263,14 @@ def _build_network(args, cfg, converted_ckpt):
     return network
 
 
-def measure_mindspore(args, data_dir, converted_ckpt, without_norms=False):
-    """The MindSpore figures (run in a child process): {stage: median seconds}, first step,
-    peak RSS, input shape, the loader's first batch (for the torch baseline). ``without_norms``:
-    only forward and fwd+bwd, of the network with its norms replaced by the identity."""
+def measure_mindspore(args, data_dir, converted_ckpt, group="step"):
+    """The MindSpore figures of one group of stages (run in a child process, each group in its
+    own: their graphs do not fit in memory together), {stage: median seconds}, first call,
+    peak RSS, input shape and, for "step", the loader's first batch (for the torch baseline).
+
+    group: "step" (the step and what it is made of: targets, gradients, optimizer, step+data),
+    "parts" (forward, fwd+bwd, losses), "norm-free" (forward and
+    fwd+bwd of the network with its norms replaced by the identity)."""
     import mindspore as ms
     from mmdet_ms.apis.train import build_train_dataloader, build_train_step
     from mmdet_ms.datasets import build_dataset
@@ -287,12 +280,11 @@ def measure_mindspore(args, data_dir, converted_ckpt, without_norms=False):
     ms.set_seed(0)
     cfg = training_config(args, data_dir, write_images=False)
     network = _build_network(args, cfg, converted_ckpt)
-    norms = replace_norms_by_identity(network) if without_norms else 0
+    norms = replace_norms_by_identity(network) if group == "norm-free" else 0
     step = build_train_step(cfg, network, cfg.optimizer.lr)
-    parts = _MindSporeParts(network, step.optimizer.parameters, getattr(step, "jit_step", True))
     loader = build_train_dataloader(cfg, build_dataset(cfg.data.train), network, seed=0)
     try:
-        result = _measure_step(args, step, parts, loader, without_norms)
+        result = _measure_group(args, step, loader, group)
     finally:
         if hasattr(loader, "close"):
             loader.close()
@@ -300,13 +292,26 @@ def measure_mindspore(args, data_dir, converted_ckpt, without_norms=False):
     return result
 
 
-def _measure_step(args, step, parts, loader, without_norms):
-    import mindspore as ms
+def _measure_group(args, step, loader, group):
     batches = _endless(loader)
     batch = next(batches)
-    img = ms.Tensor(batch["img"])
-    targets = step.targets(batch)
-    outputs = parts.outputs(img)
+    data_waits = []
+    stages = (_step_stages(step, batch, batches, data_waits) if group == "step"
+              else _part_stages(step, batch, with_losses=group == "parts"))
+    medians, first_call, warm_peak = _timed_rounds(stages, args.warmup, args.runs)
+    if group == "step":
+        medians["data wait"] = statistics.median(data_waits[-args.runs:])
+    result = dict(medians=medians, first_call=first_call, warm_peak_rss_mib=warm_peak,
+                  peak_rss_mib=_peak_rss_mib(), compiled=bool(step.jit_step),
+                  input_shape=list(batch["img"].shape))
+    if group == "step":
+        result["batch"] = {key: batch[key] for key in ("img", "gt_bboxes", "gt_labels", "gt_masks")}
+    return result
+
+
+def _step_stages(step, batch, batches, data_waits):
+    """The step's stages, "step" first (the warm-up); each next batch's fetch time goes to
+    ``data_waits``."""
     state = {}
 
     def run_step(one_batch):
@@ -321,32 +326,27 @@ def _measure_step(args, step, parts, loader, without_norms):
 
     def step_with_data():
         fetched, one_batch = _seconds(lambda: next(batches))
-        state.setdefault("data", []).append(fetched)
+        data_waits.append(fetched)
         run_step(one_batch)
 
-    stages = {"step": lambda: run_step(batch),
-              "targets": lambda: step.targets(batch),
-              "forward": lambda: _read(parts.outputs(img)),
-              "fwd+bwd": lambda: _read(parts.network_grad(img)),
-              "losses": lambda: _read(parts.losses_grad(outputs, targets))}
-    if without_norms:
-        stages = {name: stages[name] for name in ("step", *NORM_FREE_STAGES)}
-        stages["step"] = stages["fwd+bwd"]  # the warm-up
-    else:
-        stages.update({"gradients": gradients,
-                       "optimizer": lambda: _read(step.apply_gradients(state["grads"])),
-                       "step+data": step_with_data})
-    medians, first_step, step_peak = _timed_rounds(stages, args.warmup, args.runs)
-    if without_norms:
-        del medians["step"]
-    else:
-        medians["data wait"] = statistics.median(state["data"][-args.runs:])
-    result = dict(medians=medians, first_step=first_step, step_peak_rss_mib=step_peak,
-                  peak_rss_mib=_peak_rss_mib(), compiled=parts.compiled,
-                  input_shape=list(batch["img"].shape))
-    if not without_norms:
-        result["batch"] = {key: batch[key] for key in ("img", "gt_bboxes", "gt_labels", "gt_masks")}
-    return result
+    return {"step": lambda: run_step(batch), "targets": lambda: step.targets(batch),
+            "gradients": gradients,
+            "optimizer": lambda: _read(step.apply_gradients(state["grads"])),
+            "step+data": step_with_data}
+
+
+def _part_stages(step, batch, with_losses):
+    """forward, fwd+bwd ("fwd+bwd" first: the warm-up) and, ``with_losses``, the losses."""
+    import mindspore as ms
+    parts = _MindSporeParts(step)
+    img = ms.Tensor(batch["img"])
+    stages = {"fwd+bwd": lambda: _read(parts.network_grad(img)),
+              "forward": lambda: _read(parts.outputs(img))}
+    if with_losses:
+        targets = step.targets(batch)
+        outputs = parts.outputs(img)
+        stages["losses"] = lambda: _read(parts.losses_grad(outputs, targets))
+    return stages
 
 
 def _endless(loader):
@@ -439,14 +439,14 @@ def measure_torch(args, cfg, batch):
     stages = {"step": step, "targets": targets, "forward": forward,
               "fwd+bwd": network_backward, "losses": losses_backward,
               "gradients": gradients, "optimizer": update}
-    medians, first_step, step_peak = _timed_rounds(stages, args.warmup, args.runs)
+    medians, first_call, warm_peak = _timed_rounds(stages, args.warmup, args.runs)
     medians["step+data"] = medians["step"]
-    result = dict(medians=medians, first_step=first_step, step_peak_rss_mib=step_peak,
+    result = dict(medians=medians, first_call=first_call, warm_peak_rss_mib=warm_peak,
                   threads=torch.get_num_threads())
     if not args.no_norms:
         with _torch_norms_as_identity():
-            norm_free, _, _ = _timed_rounds({"step": network_backward, "forward": forward,
-                                          "fwd+bwd": network_backward}, 1, args.runs)
+            norm_free, _, _ = _timed_rounds({"fwd+bwd": network_backward, "forward": forward},
+                                            1, args.runs)
         result["without_norms"] = {name: norm_free[name] for name in NORM_FREE_STAGES}
     result["peak_rss_mib"] = _peak_rss_mib()
     return result
@@ -500,10 +500,12 @@ def format_report(figures):
         lines.append(line)
     lines.append(f"outside the compiled network and losses: {ms_row['outside_share']:.1%} of "
                  f"step+data (MindSpore)")
-    lines.append(f"first step {ms_row['first_step']:.2f} s (compiles); peak RSS after the "
-                 f"warm-up steps / of the whole measurement: MindSpore "
-                 f"{ms_row['step_peak_rss_mib']:.0f} / {ms_row['peak_rss_mib']:.0f} MiB"
-                 + (f", torch {torch_row['step_peak_rss_mib']:.0f} / "
+    lines.append(f"first step {ms_row['first_call']:.2f} s (compiles); peak RSS after the "
+                 f"warm-up / of the whole measurement: MindSpore step "
+                 f"{ms_row['warm_peak_rss_mib']:.0f} / {ms_row['peak_rss_mib']:.0f} MiB"
+                 + (f", parts {ms_row['parts_peak_rss_mib']:.0f} MiB"
+                    if "parts_peak_rss_mib" in ms_row else "")
+                 + (f", torch {torch_row['warm_peak_rss_mib']:.0f} / "
                     f"{torch_row['peak_rss_mib']:.0f} MiB" if torch_row else ""))
     return "\n".join(lines)
 
@@ -525,11 +527,14 @@ def _measure_in_child(function, *args):
     child = context.Process(target=_child_main, args=(sender, function, args))
     child.start()
     sender.close()
-    try:
-        succeeded, value = receiver.recv()
-    except EOFError:
-        child.join()
-        raise RuntimeError(f"the measuring process died (exit code {child.exitcode})") from None
+    # Polled: where the child is killed (out of memory, say), its loader workers can outlive it
+    # and hold the pipe open, so recv() would wait for ever.
+    while not receiver.poll(1.0):
+        if not child.is_alive():
+            child.join()
+            raise RuntimeError(f"the measuring process died (exit code {child.exitcode}; -9: "
+                               "killed, e.g. for lack of memory)")
+    succeeded, value = receiver.recv()
     child.join()
     if not succeeded:
         raise value
@@ -555,14 +560,18 @@ def run(args):
     with tempfile.TemporaryDirectory(prefix="benchmark_train_") as folder:
         cfg = training_config(args, folder, write_images=True)
         converted = _converted_checkpoint(args, folder)
-        print(f"mindspore: measuring (load average {_load()})", flush=True)
-        ms_row = _measure_in_child(measure_mindspore, args, folder, converted)
+        print(f"mindspore, the step: measuring (load average {_load()})", flush=True)
+        ms_row = _measure_in_child(measure_mindspore, args, folder, converted, "step")
         batch = ms_row.pop("batch")
+        print(f"mindspore, its parts: measuring (load average {_load()})", flush=True)
+        parts = _measure_in_child(measure_mindspore, args, folder, converted, "parts")
+        ms_row["medians"].update(parts["medians"])
+        ms_row["parts_peak_rss_mib"] = parts["peak_rss_mib"]
         without_norms = None
         if not args.no_norms:
             print(f"mindspore without norms: measuring (load average {_load()})", flush=True)
             figures["mindspore_without_norms"] = _measure_in_child(
-                measure_mindspore, args, folder, converted, True)
+                measure_mindspore, args, folder, converted, "norm-free")
             without_norms = figures["mindspore_without_norms"]["medians"]
         ms_row["breakdown"] = breakdown(ms_row["medians"], without_norms)
         ms_row["outside_share"] = outside_share(ms_row["medians"])

@@ -49,10 +49,15 @@ class GroupNormTrainingForm(nn.Cell):
     def construct(self, x, gamma, beta):
         n, channels, height, width = x.shape
         groups = n * self.num_groups
-        # Separate tensors for the moving statistics: op by op they are updated in place.
+        # The kernel updates its moving statistics in place. Compiled, equal constants are one
+        # buffer: moving statistics of ones and zeros overwrote the scale and the shift (those of
+        # the norms after it too) once the backward pass was in the same graph. So they are NaN,
+        # a value no other constant holds; nothing reads them.
+        scratch_mean = ops.fill(x.dtype, (groups,), float("nan"))
+        scratch_var = ops.fill(x.dtype, (groups,), float("nan"))
         xhat = self.normalize(x.reshape(1, groups, -1, width), ops.ones((groups,), x.dtype),
-                              ops.zeros((groups,), x.dtype), ops.zeros((groups,), x.dtype),
-                              ops.ones((groups,), x.dtype))[0]  # (1, N*G, C/G*H, W)
+                              ops.zeros((groups,), x.dtype), scratch_mean,
+                              scratch_var)[0]  # (1, N*G, C/G*H, W)
         unit_variance = ops.fill(x.dtype, (n * channels,), 1.0 - self.eps)
         out = self.affine(xhat.reshape(1, n * channels, height, width), ops.tile(gamma, (n,)),
                           ops.tile(beta, (n,)), ops.zeros((n * channels,), x.dtype),
