@@ -12,7 +12,9 @@ Compiled by default (``jit_step``): the network and the losses each run as a com
 so do their backward passes) inside the PyNative step, and the update is one more graph. On the
 CPU (quick start) that is 1.7x faster a step than op by op and 1.3x faster than with only the
 network compiled; faster too than compiling the whole step as one graph, whose backward ran 1.5x
-slower than the compiled network's here. A graph is compiled for each new input shape: the
+slower than the compiled network's here. (For R101 at 800×800 one graph was as fast and
+took 14.5 GB against ~22 GB, but a new positive-slot count compiled the whole network again,
+67 s, and kept ~8 GB more.) A graph is compiled for each new input shape: the
 image canvas (the loader pads every batch to one of a few, ``data.train.pad_to``) and, for the
 losses, the positive slots (a power of two); each compilation is logged once.
 
