@@ -269,8 +269,8 @@ def measure_mindspore(args, data_dir, converted_ckpt, group="step"):
     peak RSS, input shape and, for "step", the loader's first batch (for the torch baseline).
 
     group: "step" (the step and what it is made of: targets, gradients, optimizer, step+data),
-    "parts" (forward, fwd+bwd, losses), "norm-free" (forward and
-    fwd+bwd of the network with its norms replaced by the identity)."""
+    "parts" (forward, fwd+bwd, losses), "norm-free" (forward and fwd+bwd of the network with
+    its norms replaced by the identity)."""
     import mindspore as ms
     from mmdet_ms.apis.train import build_train_dataloader, build_train_step
     from mmdet_ms.datasets import build_dataset
@@ -299,12 +299,11 @@ def _measure_group(args, step, loader, group):
     stages = (_step_stages(step, batch, batches, data_waits) if group == "step"
               else _part_stages(step, batch, with_losses=group == "parts"))
     medians, first_call, warm_peak = _timed_rounds(stages, args.warmup, args.runs)
-    if group == "step":
-        medians["data wait"] = statistics.median(data_waits[-args.runs:])
     result = dict(medians=medians, first_call=first_call, warm_peak_rss_mib=warm_peak,
                   peak_rss_mib=_peak_rss_mib(), compiled=bool(step.jit_step),
                   input_shape=list(batch["img"].shape))
     if group == "step":
+        medians["data wait"] = statistics.median(data_waits[-args.runs:])
         result["batch"] = {key: batch[key] for key in ("img", "gt_bboxes", "gt_labels", "gt_masks")}
     return result
 
