@@ -24,6 +24,17 @@ class ConvBnNet(nn.Cell):
         self.norm = nn.GroupNorm(1, 3)
 
 
+# ConvBnNet's weight decay under weight_decay=0.1, norm_decay_mult=0.0, bias_decay_mult=0.5
+PARAMWISE_DECAYS = {"conv.weight": 0.1, "conv.bias": 0.05, "bn.gamma": 0.0, "bn.beta": 0.0,
+                    "norm.gamma": 0.0, "norm.beta": 0.0}
+
+
+def random_gradients(params, steps, seed):
+    """``steps`` lists of float32 normal gradients, one per array of ``params``."""
+    rng = np.random.default_rng(seed)
+    return [[rng.normal(size=p.shape).astype(np.float32) for p in params] for _ in range(steps)]
+
+
 def compiled_update(optimizer):
     """The optimizer under ms.jit, as the train step runs it."""
     step = ms.jit(optimizer.construct)
@@ -52,22 +63,53 @@ def test_adamw_matches_a_float64_reference_with_paramwise_decay():
     optimizer = build_optimizer(net, cfg, 0.01)
     names = [p.name for p in optimizer.parameters]
     assert names == [p.name for p in net.trainable_params()]
-    decays = {"conv.weight": 0.1, "conv.bias": 0.05, "bn.gamma": 0.0, "bn.beta": 0.0,
-              "norm.gamma": 0.0, "norm.beta": 0.0}
     start = [p.asnumpy().copy() for p in optimizer.parameters]
-    rng = np.random.default_rng(0)
-    grads_per_step = [[rng.normal(size=p.shape).astype(np.float32) for p in start]
-                      for _ in range(4)]
+    grads_per_step = random_gradients(start, steps=4, seed=0)
     lrs = [0.01, 0.01, 0.003, 0.02]
     update = compiled_update(optimizer)
     for grads, lr in zip(grads_per_step, lrs):
         set_learning_rate(optimizer, lr)
         update(grads)
     expected = torch_adamw_reference(start, grads_per_step, lrs, (0.8, 0.99), 1e-6,
-                                     [decays[n] for n in names])
+                                     [PARAMWISE_DECAYS[n] for n in names])
     for name, param, ref in zip(names, optimizer.parameters, expected):
         np.testing.assert_allclose(param.asnumpy(), ref, rtol=1e-5, atol=1e-6, err_msg=name)
         assert not np.allclose(ref, start[names.index(name)])
+
+
+def torch_sgd_reference(params, grads_per_step, lr, momentum, decays, nesterov):
+    """torch.optim.SGD's arithmetic (no dampening) in float64 numpy."""
+    params = [p.astype(np.float64) for p in params]
+    buffers = [None] * len(params)
+    for grads in grads_per_step:
+        for i, (grad, decay) in enumerate(zip(grads, decays)):
+            d_p = grad + decay * params[i]
+            buffers[i] = d_p if buffers[i] is None else momentum * buffers[i] + d_p
+            params[i] = params[i] - lr * (d_p + momentum * buffers[i] if nesterov else buffers[i])
+    return params
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.9, False), (0.9, True), (0.0, False)])
+def test_sgd_matches_a_float64_torch_reference_with_paramwise_decay(momentum, nesterov):
+    net = ConvBnNet()
+    cfg = dict(type="SGD", lr=0.05, momentum=momentum, weight_decay=0.1, nesterov=nesterov,
+               paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.5))
+    optimizer = build_optimizer(net, cfg, 0.05)
+    names = [p.name for p in optimizer.parameters]
+    start = [p.asnumpy().copy() for p in optimizer.parameters]
+    grads_per_step = random_gradients(start, steps=3, seed=3)
+    update = compiled_update(optimizer)
+    for grads in grads_per_step:
+        update(grads)
+    expected = torch_sgd_reference(start, grads_per_step, 0.05, momentum,
+                                   [PARAMWISE_DECAYS[n] for n in names], nesterov)
+    for name, param, ref in zip(names, optimizer.parameters, expected):
+        np.testing.assert_allclose(param.asnumpy(), ref, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_sgd_refuses_nesterov_without_momentum():
+    with pytest.raises(ConfigError, match="nesterov"):
+        build_optimizer(ConvBnNet(), dict(type="SGD", lr=0.1, nesterov=True), 0.1)
 
 
 def test_sgd_decays_norm_parameters_unless_paramwise_cfg_says_otherwise():

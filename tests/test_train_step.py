@@ -46,9 +46,13 @@ def run_multi_scale(coco_files, work_dir, **overrides):  # noqa: F811
 
 @pytest.mark.slow
 def test_a_multi_scale_run_compiles_once_per_shape_and_matches_op_by_op(coco_files, tmp_path):  # noqa: F811
+    # lr 0.001, not the tiny config's 0.01: there its BN, trained on 3x2 maps, amplifies float32
+    # rounding ~100x a step (a 1e-7 change in the weights after the first update changed the
+    # fourth loss by 1.3e-5), so the comparison would measure that, not the two paths.
+    options = {"total_epochs": 1, "optimizer.lr": 0.001}
     compiled_log, compiled = run_multi_scale(coco_files, tmp_path / "compiled",
-                                             jit_train_step=True, total_epochs=1)
-    _, op_by_op = run_multi_scale(coco_files, tmp_path / "op_by_op", total_epochs=1)
+                                             jit_train_step=True, **options)
+    _, op_by_op = run_multi_scale(coco_files, tmp_path / "op_by_op", **options)
     signatures = [line.split("compiled: ")[1].split(";")[0]
                   for line in compiled_log.splitlines() if "train step shape" in line]
     assert len(signatures) == len(set(signatures))  # each shape compiled (and logged) once
@@ -74,8 +78,11 @@ def test_losses_are_read_from_the_device_once_per_log_interval(coco_files, tmp_p
     real_asnumpy = ms.Tensor.asnumpy
 
     def counting_asnumpy(self):
-        # constants read while a graph compiles (its first call) are not per-iteration reads
-        if not any(frame.name == "compile" for frame in traceback.extract_stack()):
+        # constants read while a graph compiles (its first call; constant folding, such as
+        # infer_value_for_Cast, is called from C++ there) are not per-iteration reads
+        frames = traceback.extract_stack()
+        if not any(frame.name == "compile" or frame.name.startswith("infer_value_for_")
+                   for frame in frames):
             inside_step.append(1)
         return real_asnumpy(self)
 

@@ -19,7 +19,7 @@ from mmdet_ms.engine.logger import get_logger
 from mmdet_ms.engine.lr_schedule import StepLrSchedule
 from mmdet_ms.engine.optimizer import build_optimizer, set_learning_rate
 from mmdet_ms.engine.train_state import OPTIMIZER_PREFIX, restore_train_state
-from mmdet_ms.engine.train_step import TrainStep, read_values
+from mmdet_ms.engine.train_step import TrainStep, read_values, sum_of_squares
 from mmdet_ms.engine.trainer import Trainer
 from mmdet_ms.models import build_detector
 from mmdet_ms.utils.checkpoint import read_checkpoint, save_checkpoint
@@ -205,6 +205,30 @@ def test_jitted_update_equals_torch_sgd_with_clipping(data_dir, grad_scale):
     for param in step.optimizer.parameters:
         np.testing.assert_allclose(param.asnumpy(), expected[param.name], rtol=1e-5, atol=1e-6,
                                    err_msg=param.name)
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_an_update_with_one_non_finite_gradient_is_skipped(data_dir, bad_value):
+    cfg = tiny_config(data_dir, **{"optimizer_config.grad_clip.max_norm": 2.0})
+    _, step, _ = build_parts(cfg, lr=0.05)
+    start = [p.asnumpy().copy() for p in step.optimizer.parameters]
+    grads = [np.full(p.shape, 0.01, np.float32) for p in start]
+    grads[len(grads) // 2].flat[-1] = bad_value  # one element of one gradient
+    applied = step.apply_gradients(tuple(ms.Tensor(g) for g in grads), ms.Tensor(1.0))
+    assert not bool(applied.asnumpy())
+    for param, before in zip(step.optimizer.parameters, start):
+        np.testing.assert_array_equal(param.asnumpy(), before, err_msg=param.name)
+    assert bool(step.apply_gradients(tuple(ms.Tensor(np.full(p.shape, 0.01, np.float32))
+                                           for p in start), ms.Tensor(1.0)).asnumpy())
+
+
+def test_sum_of_squares_equals_a_float64_sum():
+    rng = np.random.default_rng(4)
+    arrays = [rng.normal(size=shape).astype(np.float32)
+              for shape in [(7,), (3, 5), (64, 32, 3, 3), (1, 300), (256,)]]
+    expected = sum(float((a.astype(np.float64) ** 2).sum()) for a in arrays)
+    value = ms.jit(sum_of_squares)(ms.mutable(tuple(ms.Tensor(a) for a in arrays)))
+    assert float(value.asnumpy()) == pytest.approx(expected, rel=1e-6)
 
 
 def test_step_schedule_warmup_and_decay_like_mmcv():

@@ -1,6 +1,6 @@
 """One optimisation step of any detector: targets → forward → losses → gradients; then, from
-the optimizer hook, mean over ranks → unscale → finiteness check → clip by global L2 norm →
-update (skipped when anything is not finite).
+the optimizer hook, mean over ranks → unscale → finiteness check and global L2 norm (one pass) →
+clip → update (skipped when anything is not finite).
 
 The engine knows a detector only through its training interface (see
 `mmdet_ms.models.detectors.SOLOv2`): ``loss_names``, ``train_targets(batch, static_shapes)``
@@ -27,7 +27,7 @@ import time
 import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
-from mindspore.amp import DynamicLossScaler, all_finite
+from mindspore.amp import DynamicLossScaler
 
 from .mixed_precision import loss_scale_value
 
@@ -162,10 +162,14 @@ class TrainStep:
             grads = self.grad_reducer(grads)
         if self.loss_scaler is not None:
             grads = self.loss_scaler.unscale(grads)
-        finite = ops.logical_and(all_finite(grads), ops.isfinite(loss))
+        # One pass over the gradients for both the finiteness check and the clip's norm: a
+        # non-finite gradient makes the sum non-finite (and so does a finite one whose square
+        # overflows float32, |g| > 1.8e19, an overflow too).
+        squares = sum_of_squares(grads)
+        finite = ops.logical_and(ops.isfinite(squares), ops.isfinite(loss))
         if finite:
             if self.max_norm is not None:
-                grads = ops.clip_by_global_norm(grads, self.max_norm)
+                grads = clip_by_norm(grads, ops.sqrt(squares), self.max_norm)
             self.optimizer(grads)
         if self.loss_scaler is not None:
             self.loss_scaler.adjust(finite)
@@ -239,6 +243,42 @@ class TrainStep:
         if not applied:
             raise NonFiniteLossError(f"non-finite gradients at iteration {iteration + 1}")
         return values
+
+
+_row_square_sum = ops.MultitypeFuncGraph("row_square_sum")
+
+
+@_row_square_sum.register("Tensor")
+def _row_square_sum_one(tensor):
+    rows = tensor.reshape(tensor.shape[0], -1) if tensor.ndim > 1 else tensor.reshape(1, -1)
+    return ops.sum(ops.sum(ops.square(rows), 1))  # (rows, row size) → (rows,) → ()
+
+
+_scaled = ops.MultitypeFuncGraph("scaled")
+
+
+@_scaled.register("Tensor", "Tensor")
+def _scaled_one(scale, tensor):
+    return tensor * scale
+
+
+def sum_of_squares(tensors):
+    """Σ x² over every element of ``tensors`` (a float32 scalar).
+
+    Each tensor is summed along its rows first: MindSpore's CPU kernel reduces a 2-D tensor's
+    rows much faster than a whole tensor (R101's 65 M gradients: 0.10 s so, 0.34 s with one
+    ``ops.sum`` each), and as accurately. Mapped with ``HyperMap``: the same over a Python list
+    took the quick start's update ~10x longer to compile (8.8 s against 0.7 s).
+    """
+    return ops.addn(ops.HyperMap()(_row_square_sum, tensors))
+
+
+def clip_by_norm(grads, norm, max_norm):
+    """``grads`` of global L2 norm ``norm`` scaled by min(max_norm / (norm + 1e-6), 1), the
+    arithmetic of torch's ``clip_grad_norm_`` (the original's optimizer hook): below
+    ``max_norm`` they are unchanged, bit for bit."""
+    scale = ops.minimum(max_norm / (norm + 1e-6), 1.0)
+    return ops.HyperMap()(ops.partial(_scaled, scale), grads)
 
 
 def read_values(values):
