@@ -56,7 +56,7 @@ same batch and the same weights (MindSpore loads that checkpoint, converted into
 (``tools/original_solov2_loss.py``), backward, ``clip_grad_norm_`` (the config's
 ``optimizer_config.grad_clip``) and ``torch.optim.SGD`` (the config's lr, momentum and weight
 decay), with the stem and stages up to ``frozen_stages`` frozen and BN in eval mode, as the
-original's configs train. Its stages are timed as above (no loader: step+data is step) and
+original's configs train, denormals flushed to zero (see ``measure_torch``). Its stages are timed as above (no loader: step+data is step) and
 norms are removed by making the transcription's batch and group norms the identity; then the
 MindSpore/torch ratio of each median.
 
@@ -372,8 +372,15 @@ def _torch_norms_as_identity():
 
 def measure_torch(args, cfg, batch):
     """The original's training step in PyTorch on ``batch``, stage by stage as
-    `measure_mindspore`; in this (parent) process, which runs no MindSpore operation."""
+    `measure_mindspore`; in this (parent) process, which runs no MindSpore operation.
+
+    Denormal floats are flushed to zero: after a few updates of the random weights, torch's CPU
+    losses met denormals and some steps took 105 s instead of 9 s (R101, 640×640), a baseline
+    that would flatter MindSpore, whose step showed no such slowdown.
+    """
     import torch
+
+    torch.set_flush_denormal(True)
 
     from mmdet_ms.utils.checkpoint import read_torch_checkpoint
     from tools.original_forward import torch_original_train_outputs
