@@ -56,9 +56,10 @@ same batch and the same weights (MindSpore loads that checkpoint, converted into
 (``tools/original_solov2_loss.py``), backward, ``clip_grad_norm_`` (the config's
 ``optimizer_config.grad_clip``) and ``torch.optim.SGD`` (the config's lr, momentum and weight
 decay), with the stem and stages up to ``frozen_stages`` frozen and BN in eval mode, as the
-original's configs train, denormals flushed to zero (see ``measure_torch``). Its stages are timed as above (no loader: step+data is step) and
-norms are removed by making the transcription's batch and group norms the identity; then the
-MindSpore/torch ratio of each median.
+original's configs train, denormals flushed to zero (see ``measure_torch``). Its stages are
+timed as above (no loader: step+data is step) and norms are removed by making the
+transcription's batch and group norms the identity; then the MindSpore/torch ratio of each
+median.
 
 ``--data synthetic`` (default) writes ``--batch × (warmup + runs + 1)`` images of the shapes
 set (``mmdet_ms.datasets.synthetic``) into a temporary folder and resizes them to exactly

@@ -1,9 +1,9 @@
 """Optimizers of a config (``optimizer = dict(type='SGD', ...)``) through ``OPTIMIZERS``.
 
 ``SGD`` as torch.optim.SGD computes it (decay added to the gradient, then ``v = m·v + g``,
-``p -= lr·v``; the first step ``v = g``); ``AdamW`` as torch.optim.AdamW (decoupled decay ``p -= lr·wd·p``, bias-corrected
-moments). ``paramwise_cfg`` (mmcv's): ``norm_decay_mult`` for the norm layers' weights and
-biases, ``bias_decay_mult`` for the other biases.
+``p -= lr·v``; the first step ``v = g``); ``AdamW`` as torch.optim.AdamW (decoupled decay
+``p -= lr·wd·p``, bias-corrected moments). ``paramwise_cfg`` (mmcv's): ``norm_decay_mult``
+for the norm layers' weights and biases, ``bias_decay_mult`` for the other biases.
 """
 import mindspore as ms
 import mindspore.nn as nn

@@ -1,6 +1,6 @@
 """One optimisation step of any detector: targets → forward → losses → gradients; then, from
-the optimizer hook, mean over ranks → unscale → finiteness check and global L2 norm (one pass) →
-clip → update (skipped when anything is not finite).
+the optimizer hook, mean over ranks → unscale → finiteness check and global L2 norm (one
+pass) → clip → update (skipped when anything is not finite).
 
 The engine knows a detector only through its training interface (see
 `mmdet_ms.models.detectors.SOLOv2`): ``loss_names``, ``train_targets(batch, static_shapes)``
