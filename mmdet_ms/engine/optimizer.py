@@ -72,7 +72,7 @@ def _sgd_update_one(lr, momentum, kernel, param, accum, stat, grad):
 class SGD(nn.Optimizer):
     """torch.optim.SGD (no dampening), each parameter's weight decay inside MindSpore's SGD
     kernel: one pass over a parameter a step, where ``nn.SGD`` adds the decay in passes of its
-    own (R101's 65 M weights: 0.16 s against 0.28 s on the CPU).
+    own (R101's whole update on the CPU: 0.30 s with it, 0.41 s with ``nn.SGD``).
 
     Its buffers are ``nn.SGD``'s (``momentum``, ``accum.*``, ``stat.*``, ``global_step``), so
     training checkpoints of either load into the other.
