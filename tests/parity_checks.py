@@ -75,16 +75,23 @@ def check_metas(outputs, reference):
 def check_category_scores(outputs, reference):
     """Within SCORE_ATOL everywhere but at points-NMS near-ties, where each side either kept the
     cell (the same score) or suppressed it (0)."""
+    check_scores_up_to_near_ties(split_levels(outputs["cate"]),
+                                 [reference[f"cate{level}"][0] for level in range(len(NUM_GRIDS))],
+                                 outputs["cate_before_nms"], SCORE_ATOL)
+
+
+def check_scores_up_to_near_ties(cates, ref_cates, before_nms, atol):
+    """Per level (S, S, C) scores after points NMS against reference ones, both from the scores
+    ``before_nms``: within ``atol`` but at near-ties (`near_ties`), where each side either kept
+    the cell or suppressed it, and at most MAX_NEAR_TIE_FLIPS cells differ."""
     flips = 0
-    for level, (cate, before_nms) in enumerate(zip(split_levels(outputs["cate"]),
-                                                   outputs["cate_before_nms"])):
-        ref_cate = reference[f"cate{level}"][0]  # (S, S, C)
-        tie = near_ties(before_nms)
-        assert np.abs(cate - ref_cate)[~tie].max() <= SCORE_ATOL, f"level {level}"
+    for level, (cate, ref_cate, scores_before) in enumerate(zip(cates, ref_cates, before_nms)):
+        tie = near_ties(scores_before)
+        assert np.abs(cate - ref_cate)[~tie].max() <= atol, f"level {level}"
         for scores in (cate[tie], ref_cate[tie]):
-            kept_or_suppressed = np.minimum(np.abs(scores), np.abs(scores - before_nms[tie]))
-            assert kept_or_suppressed.max(initial=0) <= SCORE_ATOL, f"level {level}"
-        flips += int((np.abs(cate - ref_cate)[tie] > SCORE_ATOL).sum())
+            kept_or_suppressed = np.minimum(np.abs(scores), np.abs(scores - scores_before[tie]))
+            assert kept_or_suppressed.max(initial=0) <= atol, f"level {level}"
+        flips += int((np.abs(cate - ref_cate)[tie] > atol).sum())
     assert flips <= MAX_NEAR_TIE_FLIPS
 
 
